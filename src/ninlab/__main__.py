@@ -1,0 +1,5 @@
+import sys
+
+from ninlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,13 @@
+"""Options shared by several verbs, defined once."""
+
+from __future__ import annotations
+
+
+def add_data_dir(p) -> None:
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=None,
+        help="look here first for data files (default: $NINLAB_DATA, then "
+        "/usr/share/datasets/NAME, ~/.cache/ninlab/NAME, then download)",
+    )

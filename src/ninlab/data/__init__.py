@@ -1,0 +1,32 @@
+"""Data sets as whole uint8 tensors, IDX/CIFAR readers, batched transforms and a seeded loader."""
+
+from ninlab.data.datasets import DATASETS, Dataset, DatasetSpec, get_spec, load_dataset
+from ninlab.data.idx import parse_idx, read_idx, write_idx
+from ninlab.data.loader import BatchLoader, epoch_generator
+from ninlab.data.transforms import (
+    channel_stats,
+    random_flip,
+    random_translate,
+    resize,
+    to_channels,
+    to_float,
+)
+
+__all__ = [
+    "DATASETS",
+    "BatchLoader",
+    "Dataset",
+    "DatasetSpec",
+    "channel_stats",
+    "epoch_generator",
+    "get_spec",
+    "load_dataset",
+    "parse_idx",
+    "random_flip",
+    "random_translate",
+    "read_idx",
+    "resize",
+    "to_channels",
+    "to_float",
+    "write_idx",
+]

@@ -1,0 +1,386 @@
+"""The data sets ninlab knows, where their files are looked for, and how they are loaded.
+
+Search order for every file: `data_dir` (the `--data-dir` option or the NINLAB_DATA variable), the
+Debian package's directory /usr/share/datasets/<name>, the user cache ~/.cache/ninlab/<name>, and
+finally a download from the data set's official address into the cache. Files found in the Debian
+directory or the cache, and every download, are checked against the SHA-256 of their
+*decompressed* content (Debian's .gz files differ from the originals only in the gzip header).
+Files in a directory the user names are checked for format only, so a user may bring a subset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ninlab.data.idx import parse_idx, read_bytes
+from ninlab.errors import NinlabError
+
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+CIFAR100_CLASSES = tuple(
+    """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
+    butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab
+    crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard
+    lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle mountain mouse mushroom
+    oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree plain plate poppy porcupine
+    possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper snail snake
+    spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger tractor
+    train trout tulip turtle wardrobe whale willow_tree wolf woman worm""".split()
+)
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What ninlab needs to know to find, check and load one data set."""
+
+    name: str
+    format: str  # "idx" or "cifar"
+    classes: tuple[str, ...]
+    image_shape: tuple[int, int, int]  # C, H, W
+    urls: tuple[str, ...]  # base addresses (idx: + file name + ".gz") or archive addresses (cifar)
+    sha256: dict[str, str]  # decompressed file name -> SHA-256 of its content
+    apt_package: str | None = None
+    # cifar only: member files per split, the folder inside the archive, label bytes per record
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    archive_dir: str = ""
+    label_bytes: int = 1
+    archive_sha256: str | None = None
+    # SHA-256 of the original .gz files, for downloads of sets whose decompressed hashes are not
+    # published (KMNIST); sources: tensorflow/datasets url_checksums
+    gz_sha256: dict[str, str] = field(default_factory=dict)
+
+    def files(self) -> list[str]:
+        if self.format == "idx":
+            return [f for pair in IDX_FILES.values() for f in pair]
+        return [m for ms in self.members.values() for m in ms]
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in [
+        DatasetSpec(
+            name="fashion-mnist",
+            format="idx",
+            classes=FASHION_CLASSES,
+            image_shape=(1, 28, 28),
+            urls=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+            sha256={
+                "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+            },  # fmt: skip
+            apt_package="dataset-fashion-mnist",
+        ),
+        DatasetSpec(
+            name="mnist",
+            format="idx",
+            classes=MNIST_CLASSES,
+            image_shape=(1, 28, 28),
+            urls=(
+                "https://ossci-datasets.s3.amazonaws.com/mnist/",
+                "http://yann.lecun.com/exdb/mnist/",
+            ),
+            sha256={
+                "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            },  # fmt: skip
+        ),
+        DatasetSpec(
+            name="kmnist",
+            format="idx",
+            classes=KMNIST_CLASSES,
+            image_shape=(1, 28, 28),
+            urls=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+            sha256={},
+            gz_sha256={
+                "train-images-idx3-ubyte": "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+                "train-labels-idx1-ubyte": "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+                "t10k-images-idx3-ubyte": "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+                "t10k-labels-idx1-ubyte": "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+            },  # fmt: skip
+        ),
+        DatasetSpec(
+            name="cifar10",
+            format="cifar",
+            classes=CIFAR10_CLASSES,
+            image_shape=(3, 32, 32),
+            urls=("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
+            sha256={
+                "data_batch_1.bin": "cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5",
+                "data_batch_2.bin": "a591ca11fa1708a91ee40f54b3da4784ccd871ecf2137de63f51ada8b3fa57ed",
+                "data_batch_3.bin": "bbe8596564c0f86427f876058170b84dac6670ddf06d79402899d93ceea26f67",
+                "data_batch_4.bin": "014e562d6e23c72197cc727519169a60359f5eccd8945ad5a09d710285ff4e48",
+                "data_batch_5.bin": "755304fc0b379caeae8c14f0dac912fbc7d6cd469eb67a1029a08a39453a9add",
+                "test_batch.bin": "8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b",
+            },  # fmt: skip
+            archive_sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+            members={
+                "train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+                "test": ("test_batch.bin",),
+            },
+            archive_dir="cifar-10-batches-bin",
+        ),
+        DatasetSpec(
+            name="cifar100",
+            format="cifar",
+            classes=CIFAR100_CLASSES,
+            image_shape=(3, 32, 32),
+            urls=("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",),
+            sha256={
+                "train.bin": "f31298fc616915fa142368359df1c4ca2ae984d6915ca468b998a5ec6aeebf29",
+                "test.bin": "d8b1e6b7b3bee4020055f0699b111f60b1af1e262aeb93a0b659061746f8224a",
+            },  # fmt: skip
+            archive_sha256="58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+            members={"train": ("train.bin",), "test": ("test.bin",)},
+            archive_dir="cifar-100-binary",
+            label_bytes=2,  # coarse label, then fine label
+        ),
+    ]
+}
+
+
+@dataclass
+class Dataset:
+    """A whole data set in memory: images (N, C, H, W) uint8, labels (N,) int64."""
+
+    name: str
+    classes: tuple[str, ...]
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    sources: dict[str, str]  # file name -> where it was read from
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise NinlabError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}.")
+    return DATASETS[name]
+
+
+def search_dirs(spec: DatasetSpec, data_dir: str | Path | None = None) -> list[tuple[Path, bool]]:
+    """Directories to look in, in order, each with whether its files are hash-checked."""
+    data_dir = data_dir or os.environ.get("NINLAB_DATA")
+    dirs = []
+    if data_dir:
+        data_dir = Path(data_dir).expanduser()
+        if not data_dir.is_dir():
+            raise NinlabError(
+                f"data directory {data_dir} does not exist; create it or fix the path."
+            )
+        dirs += [(data_dir / spec.name, False), (data_dir, False)]
+    dirs.append((Path("/usr/share/datasets") / spec.name, True))
+    dirs.append((cache_dir(spec), True))
+    return dirs
+
+
+def cache_dir(spec: DatasetSpec) -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return root / "ninlab" / spec.name
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_hash(spec: DatasetSpec, fname: str, data: bytes, where: Path) -> None:
+    expected = spec.sha256.get(fname)
+    if expected and _sha256(data) != expected:
+        raise NinlabError(
+            f"{where} does not match the published {spec.name} file (SHA-256 of its content "
+            f"differs); delete it so that ninlab fetches a fresh copy."
+        )
+
+
+def _find_file(spec: DatasetSpec, fname: str, dirs: list[tuple[Path, bool]]):
+    """(bytes, path) of the first readable copy of `fname` (raw, .gz, or in the archive folder)."""
+    for d, checked in dirs:
+        for candidate in (d / fname, d / (fname + ".gz"), d / spec.archive_dir / fname):
+            if candidate.is_file():
+                data = read_bytes(candidate)
+                if checked:
+                    _check_hash(spec, fname, data, candidate)
+                return data, candidate
+    return None, None
+
+
+def _download(url: str, dest: Path) -> None:
+    """Stream `url` to `dest` through a temporary file in the same folder, then rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as r:
+            shutil.copyfileobj(r, out)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def download(spec: DatasetSpec) -> list[str]:
+    """Fetch the data set into the cache; returns what failed (empty when all went well)."""
+    cache = cache_dir(spec)
+    failures = []
+    if spec.format == "idx":
+        for fname in spec.files():
+            if (cache / (fname + ".gz")).is_file():
+                continue
+            errors = []
+            for base in spec.urls:
+                try:
+                    _download(base + fname + ".gz", cache / (fname + ".gz"))
+                    gz_hash = spec.gz_sha256.get(fname)
+                    if gz_hash and _sha256((cache / (fname + ".gz")).read_bytes()) != gz_hash:
+                        raise NinlabError("the download does not match its published SHA-256")
+                    data = read_bytes(cache / (fname + ".gz"))
+                    _check_hash(spec, fname, data, cache / (fname + ".gz"))
+                    break
+                except (urllib.error.URLError, OSError, ValueError, NinlabError) as e:
+                    (cache / (fname + ".gz")).unlink(missing_ok=True)
+                    errors.append(f"{base}{fname}.gz ({getattr(e, 'reason', e)})")
+            if len(errors) == len(spec.urls):
+                return errors  # every mirror failed: the rest would fail the same way
+        return failures
+    for url in spec.urls:
+        archive = cache / url.rsplit("/", 1)[-1]
+        try:
+            _download(url, archive)
+            if spec.archive_sha256 and _sha256(archive.read_bytes()) != spec.archive_sha256:
+                raise NinlabError(f"{url} does not match its published SHA-256")
+            with tarfile.open(archive) as tar:
+                wanted = [m for m in tar.getmembers() if m.name.rsplit("/", 1)[-1] in spec.files()]
+                tar.extractall(cache, members=wanted, filter="data")
+            archive.unlink()
+            return []
+        except (urllib.error.URLError, OSError, ValueError, tarfile.TarError, NinlabError) as e:
+            archive.unlink(missing_ok=True)
+            failures.append(f"{url} ({getattr(e, 'reason', e)})")
+    return failures
+
+
+def _not_found(spec: DatasetSpec, fname: str, dirs, failures: list[str]) -> NinlabError:
+    tried = ", ".join(str(d) for d, _ in dirs)
+    fix = f"`apt-get install {spec.apt_package}`, or " if spec.apt_package else ""
+    got = f"; downloading failed: {'; '.join(failures)}" if failures else ""
+    return NinlabError(
+        f"cannot find {spec.name} file {fname} in {tried}{got}; to fix: {fix}put the files in a "
+        "directory DIR and pass --data-dir DIR (or set NINLAB_DATA=DIR)."
+    )
+
+
+def _read_cifar(spec: DatasetSpec, blobs: list[tuple[bytes, Path]]):
+    record = spec.label_bytes + 3 * 32 * 32
+    images, labels = [], []
+    for data, path in blobs:
+        if len(data) == 0 or len(data) % record:
+            raise NinlabError(
+                f"{path} has {len(data):,} bytes, not a whole number of {record}-byte records; "
+                "the file is truncated or corrupt."
+            )
+        rows = torch.frombuffer(bytearray(data), dtype=torch.uint8).view(-1, record)
+        labels.append(rows[:, spec.label_bytes - 1].long())  # the fine label is the last label byte
+        images.append(rows[:, spec.label_bytes :].reshape(-1, 3, 32, 32))
+    return torch.cat(images), torch.cat(labels)
+
+
+def _check_labels(spec: DatasetSpec, images, labels, where: str) -> None:
+    if len(images) != len(labels):
+        raise NinlabError(
+            f"{where}: {len(images):,} images but {len(labels):,} labels; the files do not belong "
+            "together."
+        )
+    if labels.numel() and int(labels.max()) >= len(spec.classes):
+        raise NinlabError(
+            f"{where}: label {int(labels.max())} is out of range for {spec.name}, which has "
+            f"{len(spec.classes)} classes (0..{len(spec.classes) - 1})."
+        )
+    if tuple(images.shape[1:]) != spec.image_shape:
+        raise NinlabError(
+            f"{where}: images are {tuple(images.shape[1:])}, expected {spec.image_shape} for "
+            f"{spec.name}."
+        )
+
+
+def load_dataset(
+    name: str = "fashion-mnist", data_dir: str | Path | None = None, download_ok: bool = True
+) -> Dataset:
+    """Find (or fetch), check and load a whole data set as uint8 tensors."""
+    spec = get_spec(name)
+    dirs = search_dirs(spec, data_dir)
+    found: dict[str, tuple[bytes, Path]] = {}
+    failures: list[str] = []
+    for attempt in range(2):
+        missing = []
+        for fname in spec.files():
+            if fname not in found:
+                data, path = _find_file(spec, fname, dirs)
+                if data is None:
+                    missing.append(fname)
+                else:
+                    found[fname] = (data, path)
+        if not missing:
+            break
+        if attempt == 0 and download_ok:
+            failures = download(spec)
+        else:
+            raise _not_found(spec, missing[0], dirs, failures)
+    splits = {}
+    for split in ("train", "test"):
+        if spec.format == "idx":
+            img_name, lab_name = IDX_FILES[split]
+            images = parse_idx(found[img_name][0], str(found[img_name][1]))
+            labels = parse_idx(found[lab_name][0], str(found[lab_name][1])).long()
+            if images.dim() != 3:
+                raise NinlabError(
+                    f"{found[img_name][1]} holds a {images.dim()}-d array; images need N x H x W."
+                )
+            images = images.unsqueeze(1)
+            where = f"{found[img_name][1]} and {found[lab_name][1]}"
+        else:
+            blobs = [found[m] for m in spec.members[split]]
+            images, labels = _read_cifar(spec, blobs)
+            where = ", ".join(str(p) for _, p in blobs)
+        _check_labels(spec, images, labels, where)
+        splits[split] = (images, labels)
+    return Dataset(
+        name=spec.name,
+        classes=spec.classes,
+        train_images=splits["train"][0],
+        train_labels=splits["train"][1],
+        test_images=splits["test"][0],
+        test_labels=splits["test"][1],
+        sources={f: str(p) for f, (_, p) in found.items()},
+    )

@@ -1,0 +1,70 @@
+"""Batched image transforms on tensors, run on the training device (no per-sample Python loop).
+
+Every function takes a batch (N, C, H, W) and, where random, a torch.Generator so that a seed
+fixes the result.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def to_float(images: torch.Tensor, mean: float | list[float], std: float | list[float]):
+    """uint8 [0, 255] -> float32 (x / 255 - mean) / std, per channel."""
+    c = images.shape[1]
+    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=images.device).reshape(-1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32, device=images.device).reshape(-1, 1, 1)
+    mean_t, std_t = mean_t.expand(c, 1, 1), std_t.expand(c, 1, 1)
+    return (images.float() / 255.0 - mean_t) / std_t
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images, on the [0, 1] scale."""
+    x = images.float().div_(255.0)
+    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
+
+
+def resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of a float batch (no-op when the size already matches)."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
+
+
+def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None):
+    """Shift each image by its own (dy, dx) in [-max_shift, max_shift], filling with zeros.
+
+    Done as one gather: pad by max_shift, then index rows dy..dy+H and columns dx..dx+W per image.
+    """
+    if max_shift <= 0:
+        return x
+    n, c, h, w = x.shape
+    s = max_shift
+    padded = F.pad(x, (s, s, s, s))
+    off = torch.randint(0, 2 * s + 1, (2, n), generator=generator).to(x.device)
+    rows = (off[0, :, None] + torch.arange(h, device=x.device))[:, None, :, None]  # N 1 H 1
+    cols = (off[1, :, None] + torch.arange(w, device=x.device))[:, None, None, :]  # N 1 1 W
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5):
+    """Mirror each image left-right with probability p."""
+    flip = (torch.rand(x.shape[0], generator=generator) < p).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Match a batch's channel count to a model's: 1 -> 3 by repetition, 3 -> 1 by luminance."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 1:
+        return x.expand(-1, channels, -1, -1).contiguous()
+    if channels == 1 and c >= 3:
+        weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+        return (x[:, :3] * weights[None, :, None, None]).sum(1, keepdim=True)
+    raise ValueError(f"cannot convert {c} channels to {channels}")

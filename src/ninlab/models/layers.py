@@ -1,0 +1,63 @@
+"""Building blocks: 1x1 and 3x3 convolutions, the mlpconv (NiN) block, global average pooling."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
+    """1x1 convolution: a Linear over channels applied at every pixel with shared weights."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=bias)
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
+    """3x3 convolution with padding 1 (keeps height and width at stride 1)."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=bias)
+
+
+class NiNBlock(nn.Sequential):
+    """mlpconv block (Lin et al. 2013): a k x k conv then 1x1 convs, each followed by ReLU.
+
+    `channels` gives the output channels of the k x k conv and of each 1x1 conv in order, e.g.
+    (96, 96) is one 1x1 conv after the k x k conv, (192, 160, 96) two. With `batch_norm` a
+    BatchNorm2d sits between each conv and its ReLU (and the convs lose their now-redundant bias).
+    `final_relu=False` leaves the last 1x1 conv linear, so a class map's mean is exactly its logit.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        batch_norm: bool = False,
+        final_relu: bool = True,
+    ):
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        c_in = in_channels
+        for i, c_out in enumerate(channels):
+            suffix = "" if i == 0 else str(i)
+            if i == 0:
+                conv = nn.Conv2d(c_in, c_out, kernel_size, stride, padding, bias=not batch_norm)
+                layers["conv"] = conv
+            else:
+                layers[f"cccp{suffix}"] = conv1x1(c_in, c_out, bias=not batch_norm)
+            if batch_norm:
+                layers[f"bn{suffix}"] = nn.BatchNorm2d(c_out)
+            if final_relu or i < len(channels) - 1:
+                layers[f"relu{suffix}"] = nn.ReLU()
+            c_in = c_out
+        super().__init__(layers)
+        self.out_channels = c_in
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over height and width: (N, C, H, W) -> (N, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))

@@ -1,0 +1,111 @@
+"""Network-in-Network (Lin, Chen, Yan 2013, arXiv:1312.4400): mlpconv blocks and a GAP head.
+
+The last mlpconv block outputs one map per class; global average pooling turns each map into a
+logit, so the network has no fully-connected layer and accepts any input size at or above its
+minimum.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from ninlab.models._registry import register_model
+from ninlab.models.base import Classifier
+from ninlab.models.layers import GlobalAvgPool, NiNBlock
+
+
+class NiN(Classifier):
+    """features: mlpconv blocks with pooling/dropout between; head: [dropout,] class block, GAP."""
+
+    def __init__(
+        self,
+        features: OrderedDict[str, nn.Module],
+        class_block: NiNBlock,
+        input_size: tuple[int, int, int],
+        head_dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.features = nn.Sequential(features)
+        head: OrderedDict[str, nn.Module] = OrderedDict()
+        if head_dropout:
+            head["drop"] = nn.Dropout(head_dropout)
+        head["block"] = class_block
+        self.class_head = nn.Sequential(head)
+        self.gap = GlobalAvgPool()
+        self.head = nn.Sequential(OrderedDict(maps=self.class_head, gap=self.gap))
+        self.default_input_size = input_size
+        blocks = [f"features.{n}" for n, m in features.items() if isinstance(m, NiNBlock)]
+        self.stage_names = (*blocks, "class_head.block")
+
+    def class_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's per-class spatial maps before pooling: (N, num_classes, h, w)."""
+        return self.class_head(self.forward_features(x))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gap(self.class_head(x))
+
+
+def _pool() -> nn.MaxPool2d:
+    return nn.MaxPool2d(3, stride=2)
+
+
+def _alexnet_nin(num_classes: int, in_chans: int, n_1x1: int) -> NiN:
+    """The AlexNet-sized NiN of Dive into Deep Learning (ch. 8.3) with n_1x1 1x1 convs per block."""
+
+    def block(c_in, c_out, k, s, p):
+        return NiNBlock(c_in, [c_out] * (1 + n_1x1), k, s, p)
+
+    features = OrderedDict(
+        block1=block(in_chans, 96, 11, 4, 0),  # N x 96 x 54 x 54 at 224 px
+        pool1=_pool(),  # N x 96 x 26 x 26
+        block2=block(96, 256, 5, 1, 2),  # N x 256 x 26 x 26
+        pool2=_pool(),  # N x 256 x 12 x 12
+        block3=block(256, 384, 3, 1, 1),  # N x 384 x 12 x 12
+        pool3=_pool(),  # N x 384 x 5 x 5
+    )
+    return NiN(features, block(384, num_classes, 3, 1, 1), (in_chans, 224, 224), head_dropout=0.5)
+
+
+@register_model
+def nin_seed(num_classes: int = 10, in_chans: int = 1) -> NiN:
+    """Classic AlexNet-sized NiN, one 1x1 conv per block, 224 px (the 85.74% recipe)."""
+    return _alexnet_nin(num_classes, in_chans, n_1x1=1)
+
+
+@register_model
+def nin_d2l(num_classes: int = 10, in_chans: int = 1) -> NiN:
+    """AlexNet-sized NiN with two 1x1 convs per block, 224 px (Dive into Deep Learning)."""
+    return _alexnet_nin(num_classes, in_chans, n_1x1=2)
+
+
+@register_model
+def nin_cifar(num_classes: int = 10, in_chans: int = 3) -> NiN:
+    """The paper's CIFAR-10 NiN: three mlpconv blocks of 192 channels, 32 px."""
+    # Pooling as in the authors' Caffe model: max then average, 3x3 stride 2, ceil mode.
+    features = OrderedDict(
+        block1=NiNBlock(in_chans, (192, 160, 96), 5, padding=2),  # N x 96 x 32 x 32
+        pool1=nn.MaxPool2d(3, 2, ceil_mode=True),  # N x 96 x 16 x 16
+        drop1=nn.Dropout(0.5),
+        block2=NiNBlock(96, (192, 192, 192), 5, padding=2),  # N x 192 x 16 x 16
+        pool2=nn.AvgPool2d(3, 2, ceil_mode=True),  # N x 192 x 8 x 8
+        drop2=nn.Dropout(0.5),
+    )
+    class_block = NiNBlock(192, (192, 192, num_classes), 3, padding=1)  # N x classes x 8 x 8
+    return NiN(features, class_block, (in_chans, 32, 32))
+
+
+@register_model
+def nin_fast(num_classes: int = 10, in_chans: int = 1, input_size: int = 28) -> NiN:
+    """Fast NiN with batch norm at native 28-32 px resolution (the default)."""
+    features = OrderedDict(
+        block1=NiNBlock(in_chans, (64, 64), 3, padding=1, batch_norm=True),  # N x 64 x 28 x 28
+        pool1=nn.MaxPool2d(2),  # N x 64 x 14 x 14
+        block2=NiNBlock(64, (128, 128), 3, padding=1, batch_norm=True),  # N x 128 x 14 x 14
+        pool2=nn.MaxPool2d(2),  # N x 128 x 7 x 7
+        block3=NiNBlock(128, (256, 256), 3, padding=1, batch_norm=True),  # N x 256 x 7 x 7
+    )
+    class_block = NiNBlock(256, (num_classes,), 1, batch_norm=True, final_relu=False)
+    return NiN(features, class_block, (in_chans, input_size, input_size))
