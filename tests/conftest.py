@@ -25,3 +25,30 @@ def make_idx_dataset(root, n_train=60, n_test=20, num_classes=10, size=28, gz=Tr
         write_idx(root / f"{prefix}-labels-idx1-ubyte{ext}", labels)
         tensors[prefix] = (images, labels)
     return tensors
+
+
+def make_run_dir(path, model_name="nin_fast", classes=None, **config):
+    """A run directory as `ninlab train` leaves it (config + weights), with untrained weights."""
+    import json
+
+    from ninlab.data import DATASETS
+    from ninlab.models import create_model, default_in_chans
+    from ninlab.runs import save_weights
+
+    path.mkdir(parents=True, exist_ok=True)
+    classes = list(classes or DATASETS["fashion-mnist"].classes)
+    model = create_model(model_name, num_classes=len(classes))
+    cfg = {
+        "model": model_name,
+        "dataset": "fashion-mnist",
+        "classes": classes,
+        "in_chans": default_in_chans(model_name),
+        "input_size": model.default_input_size[-1],
+        "mean": [0.5],
+        "std": [0.5],
+    }
+    cfg.update(config)
+    (path / "config.json").write_text(json.dumps(cfg, indent=2))
+    save_weights(model, path / "best.safetensors", cfg)
+    save_weights(model, path / "final.safetensors", cfg)
+    return model.eval(), cfg
