@@ -2,6 +2,12 @@
 
 __version__ = "0.1.0"
 
+from ninlab.convert import (  # noqa: E402
+    check_sliding_window,
+    convolutionalize,
+    fold_batchnorm,
+    fuse_linear_1x1,
+)
 from ninlab.data import load_dataset  # noqa: E402
 from ninlab.errors import NinlabError  # noqa: E402
 from ninlab.models import (  # noqa: E402
@@ -23,8 +29,12 @@ __all__ = [
     "NiNBlock",
     "NinlabError",
     "__version__",
+    "check_sliding_window",
     "conv1x1",
+    "convolutionalize",
     "create_model",
+    "fold_batchnorm",
+    "fuse_linear_1x1",
     "list_models",
     "load_dataset",
 ]
