@@ -8,6 +8,7 @@ from ninlab.convert import (  # noqa: E402
     fold_batchnorm,
     fuse_linear_1x1,
 )
+from ninlab.analysis import receptive_field, relu_sparsity, summary  # noqa: E402
 from ninlab.data import load_dataset  # noqa: E402
 from ninlab.errors import NinlabError  # noqa: E402
 from ninlab.models import (  # noqa: E402
@@ -37,4 +38,7 @@ __all__ = [
     "fuse_linear_1x1",
     "list_models",
     "load_dataset",
+    "receptive_field",
+    "relu_sparsity",
+    "summary",
 ]

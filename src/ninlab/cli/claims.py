@@ -1,0 +1,43 @@
+"""The ledger: statements about 1x1 convolutions and NiN, each with a verdict.
+
+Claims about arithmetic and shapes are checked by running real modules. Claims about training
+(21-25) take their numbers from run directories given with --run (repeat it to compare runs,
+e.g. a nin_seed run and a nin_d2l run); without one they say "needs a run".
+
+Examples:
+  ninlab claims
+  ninlab claims --run runs/seed
+  ninlab claims --run runs/seed --run runs/d2l --run runs/alexnet --json
+"""
+
+from __future__ import annotations
+
+import json
+
+from ninlab.analysis.claims import check_claims, claims_dicts, claims_table
+from ninlab.cli.options import add_data_dir
+
+
+def add_arguments(p) -> None:
+    p.add_argument(
+        "--run",
+        metavar="DIR",
+        dest="runs",  # `run` is the verb's function
+        action="append",
+        default=[],
+        help="a run directory of `ninlab train` (repeatable)",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=256,
+        help="test images for the sparsity and localisation claims (default 256)",
+    )
+    add_data_dir(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of the ledger")
+
+
+def run(args) -> int:
+    claims = check_claims(args.runs, samples=args.samples, data_dir=args.data_dir)
+    print(json.dumps(claims_dicts(claims), indent=2) if args.json else claims_table(claims))
+    return 0
