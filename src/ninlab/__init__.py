@@ -2,13 +2,13 @@
 
 __version__ = "0.1.0"
 
+from ninlab.analysis import receptive_field, relu_sparsity, summary  # noqa: E402
 from ninlab.convert import (  # noqa: E402
     check_sliding_window,
     convolutionalize,
     fold_batchnorm,
     fuse_linear_1x1,
 )
-from ninlab.analysis import receptive_field, relu_sparsity, summary  # noqa: E402
 from ninlab.data import load_dataset  # noqa: E402
 from ninlab.errors import NinlabError  # noqa: E402
 from ninlab.models import (  # noqa: E402
