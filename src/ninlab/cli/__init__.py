@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 import ninlab
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except NinlabError as e:
         print(f"ninlab: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `ninlab eval RUN | head`: the reader left, nothing to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
+        return 0
     except KeyboardInterrupt:
         print("ninlab: interrupted.", file=sys.stderr)
         return 130

@@ -11,3 +11,12 @@ def add_data_dir(p) -> None:
         help="look here first for data files (default: $NINLAB_DATA, then "
         "/usr/share/datasets/NAME, ~/.cache/ninlab/NAME, then download)",
     )
+
+
+def add_weights(p) -> None:
+    p.add_argument(
+        "--weights",
+        choices=("best", "final"),
+        default="best",
+        help="which weights of the run to use (default best)",
+    )

@@ -33,12 +33,20 @@ class NiN(Classifier):
         if head_dropout:
             head["drop"] = nn.Dropout(head_dropout)
         head["block"] = class_block
-        self.class_head = nn.Sequential(head)
-        self.gap = GlobalAvgPool()
-        self.head = nn.Sequential(OrderedDict(maps=self.class_head, gap=self.gap))
+        # head.maps: [dropout,] class block -> N x classes x h x w; head.gap: -> N x classes
+        self.head = nn.Sequential(OrderedDict(maps=nn.Sequential(head), gap=GlobalAvgPool()))
         self.default_input_size = input_size
         blocks = [f"features.{n}" for n, m in features.items() if isinstance(m, NiNBlock)]
-        self.stage_names = (*blocks, "class_head.block")
+        self.stage_names = (*blocks, "head.maps.block")
+
+    @property
+    def class_head(self) -> nn.Sequential:
+        """[dropout,] the class block: features -> per-class maps."""
+        return self.head.maps
+
+    @property
+    def gap(self) -> GlobalAvgPool:
+        return self.head.gap
 
     def class_maps(self, x: torch.Tensor) -> torch.Tensor:
         """The last block's per-class spatial maps before pooling: (N, num_classes, h, w)."""
