@@ -21,6 +21,16 @@ from ninlab.models import (  # noqa: E402
     create_model,
     list_models,
 )
+from ninlab.runs import load_run  # noqa: E402
+from ninlab.train import TrainConfig, fit  # noqa: E402
+from ninlab.viz import (  # noqa: E402
+    build_report,
+    class_activation_map,
+    class_activation_maps,
+    relu_channel_sparsity,
+    run_sparsity,
+    stage_outputs,
+)
 
 __all__ = [
     "BasicBlock",
@@ -29,16 +39,25 @@ __all__ = [
     "NiN",
     "NiNBlock",
     "NinlabError",
+    "TrainConfig",
     "__version__",
+    "build_report",
     "check_sliding_window",
+    "class_activation_map",
+    "class_activation_maps",
     "conv1x1",
     "convolutionalize",
     "create_model",
+    "fit",
     "fold_batchnorm",
     "fuse_linear_1x1",
     "list_models",
     "load_dataset",
+    "load_run",
     "receptive_field",
+    "relu_channel_sparsity",
     "relu_sparsity",
+    "run_sparsity",
+    "stage_outputs",
     "summary",
 ]

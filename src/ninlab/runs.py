@@ -63,10 +63,17 @@ def atomic_write(path: Path, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_weights(model: nn.Module, path: Path, config: dict) -> None:
@@ -108,6 +115,11 @@ def load_run(run_dir: str | Path, which: str = "best") -> Run:
     return Run(path=run_dir, model=model, config=config, weights=path)
 
 
+def _some(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all)"
+
+
 def load_weights(model: nn.Module, path: Path, model_name: str) -> None:
     """Load safetensors weights, naming the tensors that do not fit the model."""
     try:
@@ -130,9 +142,9 @@ def load_weights(model: nn.Module, path: Path, model_name: str) -> None:
                 )
             )
         if missing:
-            parts.append(f"missing {', '.join(missing[:5])}")
+            parts.append(f"missing {_some(missing)}")
         if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:5])}")
+            parts.append(f"unexpected {_some(unexpected)}")
         saved = f" (saved from {saved_name})" if saved_name else ""
         raise NinlabError(f"{path}{saved} does not fit model {model_name}: {'; '.join(parts)}.")
     model.load_state_dict(state)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ninlab.analysis import compare as cmp
-from ninlab.analysis.sparsity import relu_sparsity
+from ninlab.analysis.sparsity import relu_sparsity, sparser_with_depth
 from ninlab.analysis.summary import summary
 from ninlab.errors import NinlabError
 from ninlab.models import NiNBlock, create_model
@@ -628,15 +628,14 @@ def claim_24(runs: list[RunRecord], samples: int, data_dir: str | None) -> Claim
     run, _, x = _test_sample(r.path, samples, data_dir)
     fr = relu_sparsity(run.model, x)
     values = [f for _, f in fr]
-    monotone = all(b >= a for a, b in zip(values, values[1:], strict=False))
-    verdict = HOLDS if monotone else DIFFERS if values[-1] > values[0] else FAILS
+    verdict = sparser_with_depth(values)
     shown = ", ".join(f"{n.split('.', 1)[-1]} {100 * f:.1f}%" for n, f in fr)
     return Claim(
         24,
         stmt,
         "zeros increase with depth",
         f"zeros after each ReLU over {len(x)} test images: {shown}"
-        + ("" if monotone else "; not monotone"),
+        + ("" if verdict == HOLDS else "; not monotone"),
         verdict,
         str(r.path),
     )

@@ -20,3 +20,10 @@ def add_weights(p) -> None:
         default="best",
         help="which weights of the run to use (default best)",
     )
+
+
+def add_image_source(p) -> None:
+    """--image PATH | --index N, one of them required (features and cam)."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", metavar="PATH", help="an image file (PNG, JPEG, ...)")
+    src.add_argument("--index", type=int, metavar="N", help="image N of the run's test set")

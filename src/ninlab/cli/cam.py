@@ -1,0 +1,53 @@
+"""Class activation map of one image: where the evidence for a class lies, and a box around it.
+
+NiN models: the last block's class map itself (no gradients); the command says whether its mean
+equals the logit (exact when no ReLU follows the class conv, as in nin_fast; the classic NiN has
+one there, which it says). vgg_gap (GAP + Linear head): the standard CAM. Other FC heads:
+Grad-CAM on the last conv stage. The box is the receptive field (size, jump, start) of the
+strongest map unit, in input pixels. Writes cam-N.png (test image N) or cam-NAME.png.
+
+Examples:
+  ninlab cam runs/r --index 0
+  ninlab cam runs/r --index 7 --class Sneaker
+  ninlab cam runs/r --image shoe.png --class "ankle boot" --out /tmp/cams
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ninlab.cli.options import add_data_dir, add_image_source, add_weights
+from ninlab.runs import load_run
+from ninlab.viz.cam import class_activation_map, plot_cam
+from ninlab.viz.images import class_index, display_image, pick_image
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_image_source(p)
+    p.add_argument(
+        "--class",
+        dest="class_name",
+        metavar="NAME",
+        help="the class to map (default: the predicted one)",
+    )
+    p.add_argument("--out", metavar="DIR", help="folder for the PNG (default: RUN_DIR)")
+    add_data_dir(p)
+    add_weights(p)
+
+
+def run(args) -> int:
+    run = load_run(args.run_dir, args.weights)
+    classes = list(run.classes)
+    target = class_index(args.class_name, classes) if args.class_name is not None else None
+    picked = pick_image(run, args.index, args.image, args.data_dir)
+    cam = class_activation_map(run.model, run.preprocess(picked.image), target)
+    truth = f", true class {classes[picked.label]}" if picked.label is not None else ""
+    out = Path(args.out or run.path) / f"cam-{picked.tag}.png"
+    display = display_image(picked.image[0], run.config["input_size"])
+    plot_cam(display, cam, classes, out, f"{picked.name}{truth}")
+    print(f"{picked.name}{truth}: {run.config['model']} ({run.weights.name})")
+    for line in cam.lines(classes):
+        print(f"  {line}")
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,47 @@
+"""Feature maps of one image, stage by stage: a PNG grid with the input beside it.
+
+One row per stage (for a NiN, each mlpconv block's output; the last is the class maps), its
+channels ordered by mean activation, strongest first, on one colour scale per stage. Writes
+features-N.png (test image N) or features-NAME.png (an image file) into the run directory or --out.
+
+Examples:
+  ninlab features runs/r --index 0
+  ninlab features runs/r --image shoe.png --out /tmp/maps --channels 16
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ninlab.cli.options import add_data_dir, add_image_source, add_weights
+from ninlab.runs import load_run
+from ninlab.viz.features import plot_features, stage_outputs
+from ninlab.viz.images import display_image, pick_image
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_image_source(p)
+    p.add_argument("--out", metavar="DIR", help="folder for the PNG (default: RUN_DIR)")
+    p.add_argument(
+        "--channels", type=int, default=32, help="most channels shown per stage (default 32)"
+    )
+    add_data_dir(p)
+    add_weights(p)
+
+
+def run(args) -> int:
+    run = load_run(args.run_dir, args.weights)
+    picked = pick_image(run, args.index, args.image, args.data_dir)
+    outputs = stage_outputs(run.model, run.preprocess(picked.image))
+    truth = f", true class {run.classes[picked.label]}" if picked.label is not None else ""
+    out = Path(args.out or run.path) / f"features-{picked.tag}.png"
+    display = display_image(picked.image[0], run.config["input_size"])
+    plot_features(display, outputs, out, args.channels, f"{picked.name}{truth}")
+    print(f"{picked.name}{truth}: {run.config['model']} ({run.weights.name})")
+    for name, o in outputs.items():
+        shape = "x".join(map(str, o.shape[1:]))
+        zeros = (o == 0).float().mean().item()
+        print(f"  {name:<24} {shape:>12}  mean {o.mean().item():8.4f}  zeros {100 * zeros:5.1f}%")
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,51 @@
+"""One self-contained HTML report of a run, to open in any browser or send as one file.
+
+Sections: config, training curves, per-class accuracy, confusion matrix, model summary, sparsity
+by depth (trained and at initialisation) and class activation maps of right and wrong test
+predictions. Images are embedded (base64); the page loads nothing from the network.
+Writes RUN_DIR/report.html unless --out says otherwise.
+
+Examples:
+  ninlab report runs/r
+  ninlab report runs/r --out /tmp/r.html --gallery 12
+  ninlab report runs/seed --limit 2000
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ninlab.cli.options import add_data_dir, add_weights
+from ninlab.errors import NinlabError
+from ninlab.runs import load_run
+from ninlab.viz.images import run_dataset
+from ninlab.viz.report import build_report
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="FILE", help="the HTML file (default: RUN_DIR/report.html)")
+    p.add_argument("--limit", type=int, metavar="N", help="the first N test images (default all)")
+    p.add_argument(
+        "--gallery", type=int, default=6, help="CAMs of right and of wrong predictions (default 6)"
+    )
+    add_data_dir(p)
+    add_weights(p)
+
+
+def run(args) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise NinlabError(f"--limit must be at least 1 (got {args.limit}).")
+    if args.gallery < 0:
+        raise NinlabError(f"--gallery must be 0 or more (got {args.gallery}).")
+    run = load_run(args.run_dir, args.weights)
+    data = run_dataset(run, args.data_dir)
+    report = build_report(run, data, limit=args.limit, gallery=args.gallery)
+    out = report.write(Path(args.out or run.path / "report.html"))
+    print(
+        f"{run.config['model']} ({run.weights.name}) on {report.images:,} {data.name} test "
+        f"images: accuracy {100 * report.accuracy:.2f}%; sparser with depth: "
+        f"{report.sparsity.verdict}"
+    )
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    return 0

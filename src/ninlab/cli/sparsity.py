@@ -1,0 +1,53 @@
+"""Exact zeros after each ReLU over the test set: per layer, per channel, dead channels.
+
+The same numbers for the model at initialisation (same name, seed and init as the run), a plot
+by depth (sparsity.png in the run directory, or --out), and the verdict on statement 24 of the
+claims list: "in a trained CNN, feature maps get sparser (more exact zeros after ReLU) with depth".
+A dead channel is zero at every position of every test image.
+
+Examples:
+  ninlab sparsity runs/r
+  ninlab sparsity runs/r --json > sparsity.json
+  ninlab sparsity runs/seed --limit 1000
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ninlab.cli.options import add_data_dir, add_weights
+from ninlab.errors import NinlabError
+from ninlab.runs import load_run
+from ninlab.viz.images import run_dataset
+from ninlab.viz.sparsity import plot_sparsity, run_sparsity
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="print JSON (with per-channel fractions)")
+    p.add_argument("--out", metavar="FILE", help="the plot (default: RUN_DIR/sparsity.png)")
+    p.add_argument("--limit", type=int, metavar="N", help="the first N test images (default all)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per forward (default 256)")
+    add_data_dir(p)
+    add_weights(p)
+
+
+def run(args) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise NinlabError(f"--limit must be at least 1 (got {args.limit}).")
+    if args.batch_size < 1:
+        raise NinlabError(f"--batch-size must be at least 1 (got {args.batch_size}).")
+    run = load_run(args.run_dir, args.weights)
+    data = run_dataset(run, args.data_dir)
+    report = run_sparsity(run, data.test_images[: args.limit], args.batch_size)
+    out = Path(args.out or run.path / "sparsity.png")
+    plot_sparsity(report, out, f"{run.config['model']} on {data.name} ({run.weights.name})")
+    if args.json:
+        print(json.dumps({**report.to_dict(), "plot": str(out)}, indent=2))
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        print(report.table())
+        print(f"wrote {out}")
+    return 0

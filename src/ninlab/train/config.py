@@ -1,0 +1,111 @@
+"""Training configuration: one dataclass with a comment on every field, and named recipes.
+
+Evidence for the defaults (recipe "fast"): on 2 CPU cores (x86-64, AVX-512), torch 2.13.0+cpu,
+`python bench/time_to_accuracy.py --seeds 0 1 2` gave 93.23%, 93.24% and 93.35% test accuracy on
+Fashion-MNIST after 14 epochs, 561-595 s of wall time each, 93.0% first reached at 519-561 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from ninlab.errors import NinlabError
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = "fast"  # the named recipe these values started from (see RECIPES)
+    model: str = "nin_fast"  # a name from ninlab.list_models()
+    dataset: str = "fashion-mnist"  # a name from ninlab.data.DATASETS
+    data_dir: str | None = None  # where to look for data files first (else the usual places)
+    epochs: int = 14  # passes over the training set
+    batch_size: int = 128  # training images per step
+    lr: float = 0.05  # peak learning rate
+    optimizer: str = "sgd"  # "sgd" (with momentum below) or "adamw"
+    momentum: float = 0.9  # SGD momentum (0 = plain SGD)
+    nesterov: bool = True  # Nesterov momentum (SGD with momentum > 0 only)
+    weight_decay: float = 5e-4  # L2 penalty (decoupled for AdamW), on conv/linear weights only
+    schedule: str = "onecycle"  # "constant", or "onecycle": linear warm-up then linear decay to 0
+    warmup: float = 0.15  # fraction of all steps spent warming up (onecycle)
+    label_smoothing: float = 0.1  # cross-entropy label smoothing for training
+    translate: int = 2  # random shift of up to this many pixels per image (0 = off)
+    flip: bool = True  # random horizontal flip
+    tta_flip: bool = True  # test-time augmentation: average logits of image and its mirror
+    input_size: int | None = None  # side of the model's input; None = the model's default
+    mean: list[float] | None = None  # normalisation mean per channel; None = measured on train
+    std: list[float] | None = None  # normalisation std per channel; None = measured on train
+    init: str = "default"  # "default" (PyTorch's) or "xavier" (uniform, biases 0)
+    channels_last: bool = True  # NHWC memory format: faster convolutions on CPU (oneDNN)
+    seed: int = 0  # fixes initialisation, batch order, augmentation and dropout
+    device: str = "auto"  # "auto" (cuda when present), "cpu" or "cuda"
+    threads: int | None = None  # torch CPU threads; None = torch's default (one per core)
+    limit_train: int | None = None  # train on the first N images only (quick runs and tests)
+    eval_batch_size: int = 200  # test images per forward pass
+    # filled in by the run: class names, input channels
+    classes: list[str] = field(default_factory=list)
+    in_chans: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# The classic recipe (Dive into Deep Learning ch. 8.3 as reproduced on Fashion-MNIST): 85.74%.
+SEED = dict(
+    model="nin_seed", input_size=224, mean=[0.5], std=[0.5], optimizer="sgd", lr=0.1,
+    momentum=0.0, nesterov=False, weight_decay=0.0, batch_size=64, epochs=10,
+    schedule="constant", label_smoothing=0.0, translate=0, flip=False, tta_flip=False,
+    channels_last=False,
+)  # fmt: skip
+
+RECIPES: dict[str, dict] = {
+    "fast": {},  # the TrainConfig defaults
+    "seed": SEED,
+    "d2l": dict(SEED, model="nin_d2l", batch_size=128, init="xavier"),
+}
+
+
+def resolve(recipe: str = "fast", **overrides) -> TrainConfig:
+    """A recipe's config with the given fields replaced (None means: keep the recipe's value)."""
+    if recipe not in RECIPES:
+        raise NinlabError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}.")
+    cfg = replace(TrainConfig(), recipe=recipe, **RECIPES[recipe])
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject values that cannot work, each with one sentence saying what to pass instead."""
+    checks = [
+        (cfg.epochs >= 1, f"--epochs must be at least 1 (got {cfg.epochs})."),
+        (cfg.batch_size >= 1, f"--batch-size must be at least 1 (got {cfg.batch_size})."),
+        (cfg.lr > 0, f"--lr must be positive (got {cfg.lr})."),
+        (
+            cfg.optimizer in ("sgd", "adamw"),
+            f"unknown optimizer {cfg.optimizer!r}; choose sgd or adamw.",
+        ),
+        (
+            cfg.schedule in ("constant", "onecycle"),
+            f"unknown schedule {cfg.schedule!r}; choose constant or onecycle.",
+        ),
+        (
+            cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
+            f"unknown device {cfg.device!r}; choose auto, cpu or cuda.",
+        ),
+        (
+            cfg.limit_train is None or cfg.limit_train >= 1,
+            f"--limit-train must be at least 1 (got {cfg.limit_train}).",
+        ),
+        (
+            cfg.init in ("default", "xavier"),
+            f"unknown init {cfg.init!r}; choose default or xavier.",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise NinlabError(message)

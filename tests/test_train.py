@@ -1,0 +1,254 @@
+import json
+import math
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from ninlab import train as T
+from ninlab.cli import main
+from ninlab.data import load_dataset
+
+from .conftest import make_idx_dataset, make_run_dir
+
+EPOCH_LINE = re.compile(
+    r"^Epoch \[1/1\], Train Loss: \d+\.\d{4}, Test Loss: \d+\.\d{4}, Acc: \d+\.\d{2}%", re.M
+)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """2,000 train / 500 test random 28x28 images in Fashion-MNIST's layout."""
+    root = tmp_path_factory.mktemp("data")
+    make_idx_dataset(root / "fashion-mnist", n_train=2000, n_test=500)
+    return root
+
+
+def test_one_epoch_writes_every_artifact(tmp_path, capsys):
+    """The issue's 'done when' on the real data set when installed (else on random images)."""
+    out = tmp_path / "r"
+    args = ["train", "--epochs", "1", "--limit-train", "2000", "--out", str(out), "--no-progress"]
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        args += ["--data-dir", str(_small(tmp_path))]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert EPOCH_LINE.search(printed), printed
+    for name in ("config.json", "metrics.csv", "metrics.jsonl", "curves.png", "checkpoint.pt",
+                 "best.safetensors", "final.safetensors"):  # fmt: skip
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "nin_fast" and config["limit_train"] == 2000
+    with safe_open(str(out / "final.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["model"] == "nin_fast" and json.loads(meta["config"])["epochs"] == 1
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["epoch"] == 1 and 0 <= row["test_acc"] <= 1
+    assert f"Acc: {100 * row['test_acc']:.2f}%" in printed
+    assert (out / "metrics.csv").read_text().startswith("epoch,train_loss,train_acc,test_loss")
+    with Image.open(out / "curves.png") as im:
+        assert im.size[0] > 300
+
+    assert main(["eval", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"accuracy {100 * row['test_acc']:.2f}%" in printed and "confusion matrix" in printed
+    assert (out / "confusion.png").is_file()
+    assert main(["predict", str(out), "--index", "0"]) == 0
+    assert "test image 0 (true: " in capsys.readouterr().out
+
+
+def _small(tmp_path):
+    make_idx_dataset(tmp_path / "d" / "fashion-mnist", n_train=2000, n_test=200)
+    return tmp_path / "d"
+
+
+def _cfg(data_dir, **kw):
+    base = dict(epochs=2, batch_size=100, limit_train=600, threads=1, data_dir=str(data_dir))
+    return T.resolve("fast", **{**base, **kw})
+
+
+class StopAt(T.Callback):
+    def __init__(self, epoch, step):
+        self.at = (epoch, step)
+
+    def on_batch_end(self, state):
+        if (state.epoch, state.step) == self.at:
+            state.request_stop("test stop")
+
+
+def test_resume_gives_identical_weights(tmp_path, data_dir, monkeypatch):
+    cfg = _cfg(data_dir)
+    T.train(cfg, tmp_path / "full", progress=False, log=None)
+
+    # the same run, stopped in the middle of epoch 1 (0-based), then resumed
+    original_fit = T.fit
+
+    def fit_with_stop(*args, **kw):
+        kw["callbacks"] = [*kw.get("callbacks", ()), StopAt(1, 3)]
+        return original_fit(*args, **kw)
+
+    monkeypatch.setattr(T, "fit", fit_with_stop)
+    with pytest.raises(T.Interrupted, match="stopped in epoch 2 after step 3 of 6"):
+        T.train(cfg, tmp_path / "cut", progress=False, log=None)
+    monkeypatch.setattr(T, "fit", original_fit)
+    ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 3)
+    history, _ = T.resume(tmp_path / "cut", progress=False, log=None)
+    assert len(history) == 2
+
+    full = load_file(tmp_path / "full" / "final.safetensors")
+    cut = load_file(tmp_path / "cut" / "final.safetensors")
+    assert full.keys() == cut.keys()
+    for k in full:
+        assert torch.equal(full[k], cut[k]), k
+
+
+def test_guard_fires_on_huge_lr(tmp_path, data_dir, capsys):
+    out = tmp_path / "r"
+    rc = main(["train", "--data-dir", str(data_dir), "--lr", "1e4", "--epochs", "2",
+               "--limit-train", "600", "--out", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 3
+    printed = capsys.readouterr().err
+    assert "training diverged" in printed or "training collapsed" in printed
+    assert "--lr" in printed
+    assert (out / "config.json").is_file()
+
+
+class Constant(torch.nn.Module):
+    """Logits 0 for every class whatever the image: dead class maps."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.zeros(len(x), 10) * self.w  # N x 10, all 0, with a gradient path
+
+
+def test_collapse_guard_checks_chance_loss(tmp_path, data_dir):
+    """A model that always outputs zeros sits at ln(10) and predicts one class: the guard fires."""
+    data = load_dataset("fashion-mnist", data_dir=data_dir)
+    cfg = T.prepare_config(_cfg(data_dir, epochs=1, label_smoothing=0.0), data)
+    with pytest.raises(T.Diverged, match=r"stuck at ln\(10\) = 2\.3026"):
+        T.fit(Constant(), data, cfg, progress=False, log=None)
+    assert math.isclose(math.log(10), 2.302585, rel_tol=1e-6)
+
+
+def test_predict_on_png(tmp_path, capsys):
+    run = tmp_path / "run"
+    make_run_dir(run, "nin_fast")
+    img = tmp_path / "big.png"
+    Image.new("RGB", (123, 77), (250, 10, 10)).save(img)
+    assert main(["predict", str(run), str(img)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == str(img) and len(lines) == 4
+    probs = [float(line.split()[-1].rstrip("%")) for line in lines[1:]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 100.01
+
+
+def test_seed_recipe_uses_224px_inputs(tmp_path, data_dir):
+    cfg = T.resolve("seed", data_dir=str(data_dir), limit_train=200, threads=2)
+    assert (cfg.model, cfg.batch_size, cfg.lr, cfg.momentum, cfg.epochs) == (
+        "nin_seed",
+        64,
+        0.1,
+        0,
+        10,
+    )
+    data = load_dataset("fashion-mnist", data_dir=data_dir)
+    cfg = T.prepare_config(cfg, data)
+    assert (cfg.mean, cfg.std, cfg.input_size) == ([0.5], [0.5], 224)
+    model = T.build_model(cfg)
+    shapes = []
+    model.register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))
+    with pytest.raises(T.Interrupted):
+        T.fit(model, data, cfg, callbacks=[StopAt(0, 2)], progress=False, log=None)
+    assert shapes == [(64, 1, 224, 224)] * 2
+    x = T.to_input(data.train_images[:1], cfg)
+    # uint8 0 -> -1 and 255 -> +1 with mean 0.5, std 0.5
+    assert x.min() >= -1 and x.max() <= 1
+    assert T.resolve("d2l").model == "nin_d2l" and T.resolve("d2l").init == "xavier"
+
+
+def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path, data_dir):
+    out = tmp_path / "r"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ninlab", "train", "--data-dir", str(data_dir), "--epochs", "30",
+         "--limit-train", "400", "--batch-size", "50", "--out", str(out), "--no-progress",
+         "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while not (out / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert f"Resume with: ninlab train --resume {out}" in stdout
+    assert "Traceback" not in stderr
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] >= 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--epochs", "0"], "--epochs must be at least 1"),
+        (["train", "--lr", "-0.1"], "--lr must be positive"),
+        (["train", "--device", "tpu"], "unknown device 'tpu'"),
+        (["train", "--recipe", "fastest"], "unknown recipe 'fastest'; choose one of fast, seed"),
+        (["train", "--model", "resnet"], "unknown model 'resnet'"),
+    ],
+)
+def test_bad_train_options(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_where_there_is_none(tmp_path, data_dir, capsys):
+    assert (
+        main(
+            ["train", "--device", "cuda", "--data-dir", str(data_dir), "--out", str(tmp_path / "r")]
+        )
+        == 2
+    )
+    assert "has no usable CUDA GPU; use --device cpu" in capsys.readouterr().err
+
+
+def test_bad_run_inputs(tmp_path, capsys):
+    run = tmp_path / "run"
+    make_run_dir(run, "nin_fast")
+    assert main(["predict", str(run), str(tmp_path / "missing.png")]) == 2
+    assert "image" in capsys.readouterr().err
+    (tmp_path / "not.png").write_text("hello")
+    assert main(["predict", str(run), str(tmp_path / "not.png")]) == 2
+    assert "is not a readable image" in capsys.readouterr().err
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text((run / "config.json").read_text())
+    assert main(["eval", str(empty)]) == 2
+    assert "has no weights" in capsys.readouterr().err
+
+    other = tmp_path / "other"
+    make_run_dir(other, "lenet_fc")
+    (run / "best.safetensors").write_bytes((other / "best.safetensors").read_bytes())
+    assert main(["predict", str(run), "--index", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "(saved from lenet_fc) does not fit model nin_fast" in err
+    assert "missing features.block1.bn.bias" in err and "in all)" in err
+
+    # a run that already exists is never overwritten by a new train
+    assert main(["train", "--out", str(other)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (other / "best.safetensors").is_file()
