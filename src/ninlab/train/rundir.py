@@ -63,7 +63,9 @@ def plot_curves(history: list[dict], path: Path) -> None:
 
     epochs = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train loss")
+    ax1.plot(
+        epochs, [r["train_loss"] for r in history], "o-", label="train loss (augmented, smoothed)"
+    )
     ax1.plot(epochs, [r["test_loss"] for r in history], "s-", label="test loss")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("cross-entropy")
