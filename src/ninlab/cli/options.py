@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ninlab.errors import NinlabError
+
 
 def add_data_dir(p) -> None:
     p.add_argument(
@@ -27,3 +29,12 @@ def add_image_source(p) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", metavar="PATH", help="an image file (PNG, JPEG, ...)")
     src.add_argument("--index", type=int, metavar="N", help="image N of the run's test set")
+
+
+def add_limit(p) -> None:
+    p.add_argument("--limit", type=int, metavar="N", help="the first N test images (default all)")
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise NinlabError(f"--limit must be at least 1 (got {limit}).")

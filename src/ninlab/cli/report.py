@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ninlab.cli.options import add_data_dir, add_weights
+from ninlab.cli.options import add_data_dir, add_limit, add_weights, check_limit
 from ninlab.errors import NinlabError
 from ninlab.runs import load_run
 from ninlab.viz.images import run_dataset
@@ -25,7 +25,7 @@ from ninlab.viz.report import build_report
 def add_arguments(p) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--out", metavar="FILE", help="the HTML file (default: RUN_DIR/report.html)")
-    p.add_argument("--limit", type=int, metavar="N", help="the first N test images (default all)")
+    add_limit(p)
     p.add_argument(
         "--gallery", type=int, default=6, help="CAMs of right and of wrong predictions (default 6)"
     )
@@ -34,8 +34,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    if args.limit is not None and args.limit < 1:
-        raise NinlabError(f"--limit must be at least 1 (got {args.limit}).")
+    check_limit(args.limit)
     if args.gallery < 0:
         raise NinlabError(f"--gallery must be 0 or more (got {args.gallery}).")
     run = load_run(args.run_dir, args.weights)

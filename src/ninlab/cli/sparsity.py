@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from ninlab.cli.options import add_data_dir, add_weights
+from ninlab.cli.options import add_data_dir, add_limit, add_weights, check_limit
 from ninlab.errors import NinlabError
 from ninlab.runs import load_run
 from ninlab.viz.images import run_dataset
@@ -28,15 +28,14 @@ def add_arguments(p) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--json", action="store_true", help="print JSON (with per-channel fractions)")
     p.add_argument("--out", metavar="FILE", help="the plot (default: RUN_DIR/sparsity.png)")
-    p.add_argument("--limit", type=int, metavar="N", help="the first N test images (default all)")
+    add_limit(p)
     p.add_argument("--batch-size", type=int, default=256, help="images per forward (default 256)")
     add_data_dir(p)
     add_weights(p)
 
 
 def run(args) -> int:
-    if args.limit is not None and args.limit < 1:
-        raise NinlabError(f"--limit must be at least 1 (got {args.limit}).")
+    check_limit(args.limit)
     if args.batch_size < 1:
         raise NinlabError(f"--batch-size must be at least 1 (got {args.batch_size}).")
     run = load_run(args.run_dir, args.weights)
