@@ -24,7 +24,9 @@ from ninlab.runs import load_run
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--run", metavar="RUN_DIR", help="a trained nin_fast run (default: untrained)")
-    p.add_argument("--batch", type=int, default=128, help="images per timed call at training size")
+    p.add_argument(
+        "--batch-size", type=int, default=128, help="images per timed call at training size"
+    )
     p.add_argument("--scale", type=int, default=4, help="large image side / training side")
     p.add_argument("--large-batch", type=int, default=4, help="large images per timed call")
     p.add_argument("--repeats", type=int, default=5)
@@ -35,8 +37,8 @@ def main() -> None:
 
     if args.run:
         run = load_run(args.run)
-        model, size, source = run.model, run.config["input_size"], f"trained run {args.run}"
-        c = run.config["in_chans"]
+        model, source = run.model, f"trained run {args.run}"
+        c, size, _ = run.input_shape
     else:
         model = create_model("nin_fast").eval()
         c, size, source = 1, 28, "untrained nin_fast (no --run given; speed needs no training)"
@@ -44,12 +46,12 @@ def main() -> None:
     print(f"{source}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"for_inference: {len(conversion.folded)} BN folded, {len(conversion.fused)} pairs fused")
 
-    x = torch.randn(args.batch, c, size, size)
+    x = torch.randn(args.batch_size, c, size, size)
     with torch.no_grad():
         diff = (dense(x).flatten(1) - model(x)).abs().max().item()
     a = images_per_second(model, x, args.repeats)
     b = images_per_second(dense, x, args.repeats)
-    print(f"\n{size}x{size}, batch {args.batch} (max |difference| {diff:.1e})")
+    print(f"\n{size}x{size}, batch {args.batch_size} (max |difference| {diff:.1e})")
     print(f"  {'as trained':<28}{a:>10,.0f} images/s")
     print(f"  {'folded + fused':<28}{b:>10,.0f} images/s   {b / a:.2f}x")
 

@@ -34,6 +34,7 @@ def make_run_dir(path, model_name="nin_fast", classes=None, **config):
     from ninlab.data import DATASETS
     from ninlab.models import create_model, default_in_chans
     from ninlab.runs import save_weights
+    from ninlab.train import TrainConfig
 
     path.mkdir(parents=True, exist_ok=True)
     classes = list(classes or DATASETS["fashion-mnist"].classes)
@@ -49,6 +50,6 @@ def make_run_dir(path, model_name="nin_fast", classes=None, **config):
     }
     cfg.update(config)
     (path / "config.json").write_text(json.dumps(cfg, indent=2))
-    save_weights(model, path / "best.safetensors", cfg)
-    save_weights(model, path / "final.safetensors", cfg)
+    save_weights(model, path / "best.safetensors", TrainConfig.from_dict(cfg))
+    save_weights(model, path / "final.safetensors", TrainConfig.from_dict(cfg))
     return model.eval(), cfg

@@ -1,25 +1,33 @@
-"""The claims ledger: every statement has a check; training claims read a run directory."""
+"""The claims ledger: every statement has a check; training claims read run directories."""
 
 import json
 import re
 from pathlib import Path
 
-from ninlab.analysis.claims import DIFFERS, FAILS, HOLDS, NEEDS_RUN, check_claims
+import pytest
+import torch
+from torch import nn
+
+from ninlab.analysis.sparsity import sparser_with_depth
+from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS, NEEDS_RUN
+from ninlab.claims import check_claims, claim_21, claim_22, claim_23, read_run
 from ninlab.cli import main
+from ninlab.data import write_idx
+from ninlab.runs import save_weights
+from ninlab.train import TrainConfig
 
 from .conftest import make_idx_dataset, make_run_dir
 
-CLAIMS_MD = Path(__file__).resolve().parents[2] / "shared" / "claims.md"
+CLAIMS_MD = Path(__file__).resolve().parents[1] / "docs" / "claims.md"
 
 
 def test_arithmetic_claims():
     claims = {c.number: c for c in check_claims()}
-    assert sorted(claims) == list(range(1, 26))
-    if CLAIMS_MD.is_file():  # every numbered statement of the shared list has a check
-        numbers = {int(n) for n in re.findall(r"^(\d+)\. ", CLAIMS_MD.read_text(), re.M)}
-        assert numbers == set(claims)
+    # every numbered statement of the project's list has a check, and nothing else does
+    numbers = {int(n) for n in re.findall(r"^(\d+)\. ", CLAIMS_MD.read_text(), re.M)}
+    assert numbers == set(claims) == set(range(1, 26))
     verdicts = {n: c.verdict for n, c in claims.items()}
-    assert verdicts[8] == FAILS and "81" in claims[8].computed
+    assert verdicts[8] == FAILS and "81 weights" in claims[8].computed
     assert verdicts[20] == FAILS and "192->160->96" in claims[20].computed
     assert verdicts[18] == DIFFERS and verdicts[11] == DIFFERS
     for n in (1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17, 19):
@@ -28,60 +36,128 @@ def test_arithmetic_claims():
         assert verdicts[n] == NEEDS_RUN and claims[n].run is None
     assert "387,072 vs 157,184" in claims[14].computed
     assert "102,760,448" in claims[16].computed
+    # 36 outputs x 32 MACs each (statement 5), by hand
+    assert "36 outputs x 32 MACs = 1,152 MACs" in claims[5].computed
 
 
-def _write_metrics(path, accs):
-    lines = [
-        json.dumps({"epoch": i + 1, "train_loss": 1.0, "test_loss": 1.0, "test_acc": a})
-        for i, a in enumerate(accs)
-    ]
+def _run(path, model, accs, **config):
+    """A run directory with a config and a metrics.jsonl of these test accuracies (fractions)."""
+    path.mkdir(parents=True)
+    cfg = {"model": model, "dataset": "fashion-mnist", **config}
+    (path / "config.json").write_text(json.dumps(cfg))
+    lines = [json.dumps({"epoch": i + 1, "test_acc": a}) for i, a in enumerate(accs)]
     (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return read_run(path)
+
+
+SEED = dict(recipe="seed", input_size=224, lr=0.1, batch_size=64, epochs=10)
+SEED_ACCS = [0.3398, 0.5943, 0.6587, 0.6774, 0.697, 0.7327, 0.7959, 0.8471, 0.8551, 0.8574]
+
+
+def test_claim_21_holds_on_the_published_curve_and_names_what_differs(tmp_path):
+    c = claim_21([_run(tmp_path / "seed", "nin_seed", SEED_ACCS, **SEED)])
+    assert c.verdict == HOLDS and c.run == str(tmp_path / "seed")
+    assert "85.74% after 10 epochs (+0.00 points" in c.computed
+    c = claim_21([_run(tmp_path / "short", "nin_fast", [0.5, 0.7], recipe="seed", limit_train=100)])
+    assert c.verdict == DIFFERS and "70.00%" in c.computed and "-15.74 points" in c.computed
+    assert "limit_train=100" in c.computed and "model=nin_fast" in c.computed
+
+
+@pytest.mark.parametrize(
+    "one, two, verdict",
+    [
+        ([0.80, 0.88], [0.70, 0.85], HOLDS),  # better at the end and on average
+        ([0.60, 0.88], [0.80, 0.85], DIFFERS),  # better at the end only
+        ([0.70, 0.80], [0.75, 0.85], FAILS),
+    ],
+)
+def test_claim_22_one_versus_two_1x1_convs(tmp_path, one, two, verdict):
+    runs = [_run(tmp_path / "one", "nin_seed", one), _run(tmp_path / "two", "nin_d2l", two)]
+    c = claim_22(runs)
+    assert c.verdict == verdict
+    mean = (one[0] + one[1]) / 2 * 100
+    assert f"final {100 * one[1]:.2f}% (one) vs {100 * two[1]:.2f}% (two)" in c.computed
+    assert f"mean over epochs {mean:.2f}%" in c.computed
+
+
+@pytest.mark.parametrize("alex, verdict", [(0.90, HOLDS), (0.95, DIFFERS), (0.87, FAILS)])
+def test_claim_23_nin_a_little_below_alexnet(tmp_path, alex, verdict):
+    runs = [_run(tmp_path / "nin", "nin_seed", [0.88]), _run(tmp_path / "a", "alexnet_fc", [alex])]
+    c = claim_23(runs)
+    assert c.verdict == verdict
+    assert f"({100 * (alex - 0.88):+.2f} points for AlexNet)" in c.computed
+
+
+def test_sparser_with_depth_by_hand():
+    assert sparser_with_depth([0.1, 0.2, 0.2, 0.5]) == HOLDS
+    assert sparser_with_depth([0.3, 0.2, 0.4]) == DIFFERS  # not monotone, but ends sparser
+    assert sparser_with_depth([0.5, 0.6, 0.2]) == FAILS
+
+
+def _blurring_nin_fast(sign: float = 1.0) -> nn.Module:
+    """nin_fast whose every conv averages its inputs (weights 1/fan-in, biases 0; batch norm at
+    its identity init), so a class map is a blur of the image, strongest where the object is.
+    sign=-1 flips the class conv: then the map is weakest there."""
+    from ninlab.models import create_model
+
+    model = create_model("nin_fast").eval()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        for conv in convs:
+            conv.weight.fill_(1.0 / conv.weight[0].numel())
+        convs[-1].weight.mul_(sign)
+    return model
+
+
+@pytest.mark.parametrize("sign, verdict, hit", [(1.0, HOLDS, "100.0%"), (-1.0, FAILS, "0.0%")])
+def test_claim_25_on_squares_under_known_units(tmp_path, sign, verdict, hit):
+    """nin_fast's 4x4 class map has units every 8 px, field centres at 3.5, 11.5, 19.5 and 27.5
+    px. Nine test images hold a bright 6x6 square under the centre of unit (i, j), i, j < 3, on
+    black. Each square covers 1 of the 16 unit centres: 'any unit' is 1/16 = 6.2%."""
+    images = torch.zeros(9, 28, 28, dtype=torch.uint8)
+    for k in range(9):
+        top, left = 8 * (k // 3) + 1, 8 * (k % 3) + 1  # rows 1-6 around centre 3.5, ...
+        images[k, top : top + 6, left : left + 6] = 255
+    root = tmp_path / "data" / "fashion-mnist"
+    root.mkdir(parents=True)
+    for prefix, n in (("train", 9), ("t10k", 9)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images[:n])
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", torch.zeros(n, dtype=torch.uint8))
+    run = tmp_path / "run"
+    _, cfg = make_run_dir(run, "nin_fast", data_dir=str(tmp_path / "data"), mean=[0.0], std=[1.0])
+    for name in ("best.safetensors", "final.safetensors"):
+        save_weights(_blurring_nin_fast(sign), run / name, TrainConfig.from_dict(cfg))
+    c = {c.number: c for c in check_claims([run], limit=9)}[25]
+    assert c.verdict == verdict
+    assert c.computed.startswith(f"{hit} of 9 test images (any unit: 6.2%)")
+    assert "4x4 class map, field 40 px, jump 8 px" in c.computed
 
 
 def test_training_claims_from_runs(tmp_path, capsys):
     make_idx_dataset(tmp_path / "data" / "fashion-mnist", n_test=12)
     fast = tmp_path / "fast"
     make_run_dir(fast, "nin_fast", data_dir=str(tmp_path / "data"))
-    _write_metrics(fast, [0.5, 0.6])
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    cfg = {
-        "recipe": "seed",
-        "model": "nin_seed",
-        "dataset": "fashion-mnist",
-        "input_size": 224,
-        "lr": 0.1,
-        "batch_size": 64,
-        "epochs": 10,
-    }
-    (seed / "config.json").write_text(json.dumps(cfg))
-    _write_metrics(
-        seed, [0.3398, 0.5943, 0.6587, 0.6774, 0.697, 0.7327, 0.7959, 0.8471, 0.8551, 0.8574]
-    )
-    claims = {c.number: c for c in check_claims([fast, seed], samples=12)}
+    (fast / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "test_acc": 0.5}) + "\n")
+    seed = _run(tmp_path / "seed", "nin_seed", SEED_ACCS, **SEED).path
+    claims = {c.number: c for c in check_claims([fast, seed], limit=12)}
     assert claims[21].verdict == HOLDS and claims[21].run == str(seed)
-    assert "85.74% after 10 epochs (+0.00 points" in claims[21].computed
     assert claims[22].verdict == NEEDS_RUN  # no nin_d2l run
-    assert claims[24].verdict in (HOLDS, DIFFERS, FAILS) and claims[24].run == str(fast)
+    assert claims[23].verdict == NEEDS_RUN  # no alexnet_fc run
+    assert claims[24].run == str(fast)  # the first run with weights
     assert "zeros after each ReLU over 12 test images" in claims[24].computed
-    assert claims[25].verdict in (HOLDS, FAILS) and claims[25].run == str(fast)
+    assert claims[25].run == str(fast) and " of 12 test images" in claims[25].computed
 
-    assert main(["claims", "--run", str(fast), "--run", str(seed), "--samples", "8", "--json"]) == 0
+    assert main(["claims", "--run", str(fast), "--run", str(seed), "--limit", "8", "--json"]) == 0
     out = {c["number"]: c for c in json.loads(capsys.readouterr().out)}
-    assert out[21]["verdict"] == HOLDS and out[24]["verdict"] != NEEDS_RUN
-
-
-def test_seed_run_off_by_points_differs(tmp_path):
-    run = tmp_path / "seed"
-    make_run_dir(run, "nin_fast", recipe="seed", limit_train=100)
-    _write_metrics(run, [50.0, 70.0])  # percent, not fractions
-    from ninlab.analysis.claims import claim_21, read_run
-
-    c = claim_21([read_run(run)])
-    assert c.verdict == DIFFERS and "70.00%" in c.computed and "-15.74 points" in c.computed
-    assert "limit_train=100" in c.computed
+    assert out[21]["verdict"] == HOLDS and "over 8 test images" in out[24]["computed"]
 
 
 def test_claims_bad_run_dir(tmp_path, capsys):
     assert main(["claims", "--run", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "config.json").write_text("{}")
+    (damaged / "metrics.jsonl").write_text('{"epoch": 1}\nnot json\n')
+    assert main(["claims", "--run", str(damaged)]) == 2
+    assert "metrics.jsonl line 2 is not JSON" in capsys.readouterr().err

@@ -10,10 +10,24 @@ def test_python_m_ninlab_models():
     assert "nin_cifar      966,986  3x32x32" in out
 
 
-def test_unknown_model_exit_code():
-    r = subprocess.run(
-        [sys.executable, "-m", "ninlab", "models", "--num-classes", "x"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 2 and "invalid int value" in r.stderr
+def _ninlab(*argv):
+    return subprocess.run([sys.executable, "-m", "ninlab", *argv], capture_output=True, text=True)
+
+
+def test_unknown_model_is_one_sentence_and_exit_2():
+    r = _ninlab("summary", "resnet")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("ninlab: error: unknown model 'resnet'")
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_option_that_is_not_a_number_exits_2():
+    r = _ninlab("models", "--num-classes", "x")
+    assert r.returncode == 2 and "argument --num-classes: invalid int value: 'x'" in r.stderr
+
+
+def test_version_comes_from_one_place():
+    from ninlab.version import __version__
+
+    r = _ninlab("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"ninlab {__version__}"

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ninlab.analysis import working_sizes
 from ninlab.cli import main
 from ninlab.convert import (
     apply_linear_per_pixel,
@@ -22,7 +23,6 @@ from ninlab.convert import (
     fuse_pair,
     linear_to_conv1x1,
     load_converted,
-    min_input_size,
 )
 from ninlab.models import NiNBlock, create_model, list_models
 from ninlab.models.layers import GlobalAvgPool
@@ -126,7 +126,7 @@ def valid_twin(model):
         twin.default_input_size = (c, size, size)
     else:
         c, size, _ = model.default_input_size
-        size = max(size, min_input_size(twin, max_size=4 * size))
+        size = max(size, working_sizes(twin, c, limit=4 * size)[0])
         twin.default_input_size = (c, size, size)
     return twin
 
@@ -164,10 +164,13 @@ def test_dense_map_of_nin_is_its_class_maps(built):
         assert dense(x).shape == (1, 10, 5, 3)  # (60 - 28) / 8 + 1 by (44 - 28) / 8 + 1
 
 
-def test_min_input_size(built):
-    assert min_input_size(built["nin_seed"]) == 67
-    assert min_input_size(built["lenet_fc"]) == 28
-    assert min_input_size(convolutionalize(built["lenet_fc"]), max_size=64) == 28
+def test_smallest_input_before_and_after_conversion(built):
+    # nin_seed: 11x11/4 conv, 3x3/2 pool, 5x5 conv (pad 2), pool, 3x3 (pad 1), pool, 3x3 (pad 1):
+    # the last pool needs a 3x3 map, so 3 -> 7 -> 15 -> 67 ((15 - 1) * 4 + 11) going back
+    assert working_sizes(built["nin_seed"], 1, limit=224)[0] == 67
+    assert working_sizes(built["lenet_fc"], 1, limit=64) == (28, 31)  # the FC head fixes the size
+    lo, hi = working_sizes(convolutionalize(built["lenet_fc"]), 1, limit=64)
+    assert (lo, hi) == (28, 64)  # convolutionalized: any size from the trained one up
 
 
 def test_gap_then_linear_becomes_1x1_then_window(built):
@@ -268,7 +271,7 @@ def test_bad_input_names_the_layer():
 def test_cli_convert_and_load(tmp_path, capsys):
     model, _ = make_run_dir(tmp_path / "run")
     out = tmp_path / "conv.safetensors"
-    assert main(["convert", str(tmp_path / "run"), "--out", str(out), "--batch", "4"]) == 0
+    assert main(["convert", str(tmp_path / "run"), "--out", str(out), "--batch-size", "4"]) == 0
     text = capsys.readouterr().out
     assert "folded batch norm: 7 pairs" in text and "images/s" in text and "x)" in text
     diff = float(text.split("max |converted - original| = ")[1].split()[0])
@@ -277,7 +280,7 @@ def test_cli_convert_and_load(tmp_path, capsys):
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         assert close(dense(x).flatten(1), model(x))
-    assert config["model"] == "nin_fast"
+    assert config.model == "nin_fast" and config.classes[0] == "T-shirt/top"
 
 
 @pytest.mark.slow
@@ -285,7 +288,7 @@ def test_cli_export_onnx(tmp_path, capsys):
     pytest.importorskip("onnxscript")
     make_run_dir(tmp_path / "run", "lenet_fc")
     out = tmp_path / "lenet.onnx"
-    assert main(["export", str(tmp_path / "run"), "--onnx", str(out)]) == 0
+    assert main(["export", str(tmp_path / "run"), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert out.is_file()
     try:
@@ -301,8 +304,7 @@ def test_cli_export_onnx(tmp_path, capsys):
     [
         (["convert", "{tmp}/none", "--out", "{tmp}/x.safetensors"], "does not exist"),
         (["convert", "{tmp}/run", "--out", "{tmp}/no/x.safetensors"], "folder"),
-        (["export", "{tmp}/run", "--onnx", "{tmp}/no/x.onnx"], "folder"),
-        (["convert", "{tmp}/run", "--out", "{tmp}/x.safetensors", "--batch", "0"], "--batch"),
+        (["export", "{tmp}/run", "--out", "{tmp}/no/x.onnx"], "folder"),
     ],
 )
 def test_cli_bad_input_is_one_sentence(tmp_path, capsys, argv, message):
@@ -311,3 +313,15 @@ def test_cli_bad_input_is_one_sentence(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith("ninlab: error: ") and message in err
     assert err.endswith(".") and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("verb, suffix", [("convert", "safetensors"), ("export", "onnx")])
+def test_cli_batch_size_below_one_is_refused_by_the_parser(tmp_path, capsys, verb, suffix):
+    make_run_dir(tmp_path / "run")
+    argv = [verb, str(tmp_path / "run"), "--out", str(tmp_path / f"x.{suffix}")]
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--batch-size", "0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().endswith("argument --batch-size: must be at least 1 (got 0)")
+    assert not (tmp_path / f"x.{suffix}").exists()

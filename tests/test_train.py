@@ -16,6 +16,8 @@ from safetensors.torch import load_file
 from ninlab import train as T
 from ninlab.cli import main
 from ninlab.data import load_dataset
+from ninlab.runs import read_metrics, resume_run, train_run
+from ninlab.train import confusion_matrix, per_class_accuracy
 
 from .conftest import make_idx_dataset, make_run_dir
 
@@ -59,9 +61,25 @@ def test_one_epoch_writes_every_artifact(tmp_path, capsys):
     assert main(["eval", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"accuracy {100 * row['test_acc']:.2f}%" in printed and "confusion matrix" in printed
-    assert (out / "confusion.png").is_file()
+    # the printed matrix: every test image once, the diagonal = the images counted right
+    matrix = printed.split("<- predicted\n")[1].split("\n\n")[0].splitlines()
+    counts = [[int(v) for v in line[14:].split()] for line in matrix]
+    right, total = re.search(r"\(([\d,]+)/([\d,]+)\)", printed).groups()
+    total = int(total.replace(",", ""))
+    assert len(counts) == 10 and sum(map(sum, counts)) == total
+    assert sum(counts[i][i] for i in range(10)) == int(right.replace(",", ""))
+    assert round(100 * int(right.replace(",", "")) / total, 2) == round(100 * row["test_acc"], 2)
+    with Image.open(out / "confusion.png") as im:
+        assert im.size[0] > 300
     assert main(["predict", str(out), "--index", "0"]) == 0
     assert "test image 0 (true: " in capsys.readouterr().out
+
+
+def test_confusion_matrix_by_hand():
+    preds, labels = torch.tensor([0, 1, 1, 2, 2]), torch.tensor([0, 1, 2, 2, 2])
+    conf = confusion_matrix(preds, labels, 3)
+    assert conf.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 2]]  # row = true class
+    assert per_class_accuracy(conf).tolist() == pytest.approx([1.0, 1.0, 2 / 3])
 
 
 def _small(tmp_path):
@@ -83,25 +101,22 @@ class StopAt(T.Callback):
             state.request_stop("test stop")
 
 
-def test_resume_gives_identical_weights(tmp_path, data_dir, monkeypatch):
+def test_resume_gives_identical_weights(tmp_path, data_dir):
     cfg = _cfg(data_dir)
-    T.train(cfg, tmp_path / "full", progress=False, log=None)
+    train_run(cfg, tmp_path / "full", progress=False, log=None)
 
     # the same run, stopped in the middle of epoch 1 (0-based), then resumed
-    original_fit = T.fit
-
-    def fit_with_stop(*args, **kw):
-        kw["callbacks"] = [*kw.get("callbacks", ()), StopAt(1, 3)]
-        return original_fit(*args, **kw)
-
-    monkeypatch.setattr(T, "fit", fit_with_stop)
-    with pytest.raises(T.Interrupted, match="stopped in epoch 2 after step 3 of 6"):
-        T.train(cfg, tmp_path / "cut", progress=False, log=None)
-    monkeypatch.setattr(T, "fit", original_fit)
-    ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    cut = tmp_path / "cut"
+    with pytest.raises(T.Interrupted, match="stopped in epoch 2 after step 3 of 6") as stop:
+        train_run(cfg, cut, progress=False, log=None, callbacks=[StopAt(1, 3)])
+    assert str(stop.value).endswith(f"checkpoint written. Resume with: ninlab train --resume {cut}")
+    ckpt = torch.load(cut / "checkpoint.pt", weights_only=True)
     assert (ckpt["epoch"], ckpt["step"]) == (1, 3)
-    history, _ = T.resume(tmp_path / "cut", progress=False, log=None)
+    history, _ = resume_run(cut, progress=False, log=None)
     assert len(history) == 2
+    keys = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
+    rows = [[{k: r[k] for k in keys} for r in read_metrics(d)] for d in (cut, tmp_path / "full")]
+    assert rows[0] == rows[1]
 
     full = load_file(tmp_path / "full" / "final.safetensors")
     cut = load_file(tmp_path / "cut" / "final.safetensors")

@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 
 from ninlab.analysis import relu_sparsity
-from ninlab.analysis.claims import claim_24, read_run
+from ninlab.claims import claim_24, read_run
 from ninlab.cli import main
 from ninlab.errors import NinlabError
 from ninlab.models import NiN, NiNBlock, create_model

@@ -1,17 +1,18 @@
 """ninlab: Network-in-Network models and 1x1 convolutions: train, convert, analyse, look inside."""
 
-__version__ = "0.1.0"
-
-from ninlab.analysis import receptive_field, relu_sparsity, summary  # noqa: E402
-from ninlab.convert import (  # noqa: E402
+from ninlab.analysis import receptive_field, relu_sparsity, summary
+from ninlab.claims import check_claims
+from ninlab.convert import (
     check_sliding_window,
+    convert_run,
     convolutionalize,
+    export_run,
     fold_batchnorm,
     fuse_linear_1x1,
 )
-from ninlab.data import load_dataset  # noqa: E402
-from ninlab.errors import NinlabError  # noqa: E402
-from ninlab.models import (  # noqa: E402
+from ninlab.data import load_dataset
+from ninlab.errors import NinlabError
+from ninlab.models import (
     BasicBlock,
     Bottleneck,
     Inception,
@@ -21,9 +22,10 @@ from ninlab.models import (  # noqa: E402
     create_model,
     list_models,
 )
-from ninlab.runs import load_run  # noqa: E402
-from ninlab.train import TrainConfig, fit  # noqa: E402
-from ninlab.viz import (  # noqa: E402
+from ninlab.runs import evaluate_run, load_run, resume_run, train_run
+from ninlab.train import TrainConfig, fit
+from ninlab.version import __version__
+from ninlab.viz import (
     build_report,
     class_activation_map,
     class_activation_maps,
@@ -42,12 +44,16 @@ __all__ = [
     "TrainConfig",
     "__version__",
     "build_report",
+    "check_claims",
     "check_sliding_window",
     "class_activation_map",
     "class_activation_maps",
     "conv1x1",
+    "convert_run",
     "convolutionalize",
     "create_model",
+    "evaluate_run",
+    "export_run",
     "fit",
     "fold_batchnorm",
     "fuse_linear_1x1",
@@ -57,7 +63,9 @@ __all__ = [
     "receptive_field",
     "relu_channel_sparsity",
     "relu_sparsity",
+    "resume_run",
     "run_sparsity",
     "stage_outputs",
     "summary",
+    "train_run",
 ]

@@ -1,31 +1,66 @@
-"""A run directory: what `ninlab train` writes and every other verb reads.
+"""The run directory: what `ninlab train` writes and every other verb reads, both ways here.
 
 RUN_DIR/config.json        the resolved TrainConfig (model, dataset, input size, mean/std, ...)
-RUN_DIR/metrics.csv|jsonl  one row per epoch
+RUN_DIR/metrics.csv|jsonl  one row per epoch, the fields of METRICS
 RUN_DIR/curves.png         losses and accuracy by epoch
 RUN_DIR/final.safetensors  weights after the last epoch   } metadata: model name, config
 RUN_DIR/best.safetensors   weights of the best test epoch }
-RUN_DIR/checkpoint.pt      optimizer, scheduler and RNG states, for --resume
+RUN_DIR/checkpoint.pt      model, optimizer, scheduler and RNG states, for --resume
+RUN_DIR/confusion.png      the confusion matrix, written by `ninlab eval`
+
+Writing: `train_run` and `resume_run` run `ninlab.train.fit` with a RunWriter callback, which
+rewrites each file atomically at every epoch end (and the checkpoint on an interrupt). Reading:
+`load_run` gives a Run (model, TrainConfig, weights) with the run's preprocessing, data set and
+history, and `evaluate_run` evaluates it. No other module opens these files.
 """
 
 from __future__ import annotations
 
+import csv
 import json
-import os
-import tempfile
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from ninlab.data.transforms import resize, to_channels, to_float
+from ninlab.data import Dataset, load_dataset
 from ninlab.errors import NinlabError
+from ninlab.files import atomic_write, write_text
 from ninlab.models import create_model
+from ninlab.plotting import save_png
+from ninlab.train import (
+    Callback,
+    Diverged,
+    Interrupted,
+    TrainConfig,
+    TrainState,
+    build_model,
+    confusion_figure,
+    confusion_matrix,
+    curves_figure,
+    fit,
+    format_confusion,
+    per_class_accuracy,
+    pick_device,
+    predict_logits,
+    prepare_config,
+    to_input,
+)
 
-WEIGHTS = ("best.safetensors", "final.safetensors")
+CONFIG = "config.json"
+METRICS_CSV, METRICS_JSONL = "metrics.csv", "metrics.jsonl"
+CURVES, CONFUSION = "curves.png", "confusion.png"
+CHECKPOINT = "checkpoint.pt"
+WEIGHTS = {"best": "best.safetensors", "final": "final.safetensors"}
+METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time",
+           "eval_time", "elapsed", "images_per_s")  # fmt: skip
 
 
 @dataclass
@@ -34,90 +69,98 @@ class Run:
 
     path: Path
     model: nn.Module
-    config: dict
-    weights: Path
+    config: TrainConfig
+    weights: Path  # the weights file loaded
 
     @property
     def classes(self) -> list[str]:
-        return self.config["classes"]
+        return list(self.config.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the model input as trained."""
+        return (self.config.in_chans, self.config.input_size, self.config.input_size)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) images -> the float input this run's model was trained on."""
-        return preprocess(images, self.config)
+        return to_input(images, self.config)
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, classes) of uint8 images, as evaluation computes them."""
+        return torch.softmax(predict_logits(self.model, images, self.config), 1)
+
+    def dataset(self, data_dir: str | None = None, name: str | None = None) -> Dataset:
+        """The run's data set (or another one, `name`, with as many classes), looked for in
+        data_dir first, then where the run found it."""
+        data = load_dataset(name or self.config.dataset, data_dir=data_dir or self.config.data_dir)
+        if data.num_classes != len(self.classes):
+            raise NinlabError(
+                f"{data.name} has {data.num_classes} classes but the run's model predicts "
+                f"{len(self.classes)}; use a data set with the same classes."
+            )
+        return data
+
+    def history(self) -> list[dict]:
+        return read_metrics(self.path)
 
 
-def preprocess(images: torch.Tensor, config: dict) -> torch.Tensor:
-    """Resize, normalise and match channels exactly as training did (config: input_size, mean, std,
-    in_chans)."""
-    x = to_float(images, config["mean"], config["std"])
-    x = resize(x, config["input_size"])
-    return to_channels(x, config["in_chans"])
+# ---- reading and writing the files ----
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename: never half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def save_weights(model: nn.Module, path: Path, config: dict) -> None:
-    """Weights as safetensors with the model name and the config in the metadata."""
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    meta = {"model": config["model"], "config": json.dumps(config)}
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
-
-
-def read_config(run_dir: str | Path) -> dict:
+def read_config(run_dir: str | Path) -> TrainConfig:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NinlabError(f"run directory {run_dir} does not exist; pass the --out of a train run.")
-    cfg = run_dir / "config.json"
-    if not cfg.is_file():
-        raise NinlabError(f"{run_dir} has no config.json; it is not a ninlab run directory.")
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise NinlabError(f"{run_dir} has no {CONFIG}; it is not a ninlab run directory.")
     try:
-        return json.loads(cfg.read_text())
-    except json.JSONDecodeError as e:
-        raise NinlabError(f"{cfg} is not valid JSON ({e}); the run directory is damaged.") from None
-
-
-def load_run(run_dir: str | Path, which: str = "best") -> Run:
-    """Rebuild the model of a run directory and load its best (or final) weights."""
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    order = [f"{which}.safetensors"] + [w for w in WEIGHTS if w != f"{which}.safetensors"]
-    path = next((run_dir / w for w in order if (run_dir / w).is_file()), None)
-    if path is None:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise NinlabError(
-            f"{run_dir} has no weights (best.safetensors or final.safetensors); train it first "
-            f"or resume it with `ninlab train --resume {run_dir}`."
-        )
-    model = create_model(
-        config["model"], num_classes=len(config["classes"]), in_chans=config["in_chans"]
-    )
-    load_weights(model, path, config["model"])
-    model.eval()
-    return Run(path=run_dir, model=model, config=config, weights=path)
+            f"{path} is not valid JSON ({e}); the run directory is damaged."
+        ) from None
+    if not isinstance(d, dict):
+        raise NinlabError(f"{path} holds no JSON object; the run directory is damaged.")
+    return TrainConfig.from_dict(d)
 
 
-def _some(names: list[str], most: int = 5) -> str:
-    shown = ", ".join(names[:most])
-    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all)"
+def write_config(run_dir: Path, config: TrainConfig) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / CONFIG, json.dumps(config.to_dict(), indent=2))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The per-epoch rows of metrics.jsonl (none when the run has not finished an epoch)."""
+    path = Path(run_dir) / METRICS_JSONL
+    if not path.is_file():
+        return []
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines()):
+        try:
+            rows += [json.loads(line)] if line.strip() else []
+        except json.JSONDecodeError:
+            raise NinlabError(f"{path} line {i + 1} is not JSON; the run is damaged.") from None
+    return rows
+
+
+def write_metrics(run_dir: Path, history: list[dict]) -> None:
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=METRICS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(history)
+
+    atomic_write(run_dir / METRICS_CSV, write_csv)
+    write_text(run_dir / METRICS_JSONL, "".join(json.dumps({k: r[k] for k in METRICS}) + "\n"
+                                                for r in history))  # fmt: skip
+
+
+def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
+    """Weights as safetensors with the model name and the config in the metadata."""
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    meta = {"model": config.model, "config": json.dumps(config.to_dict())}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
 
 
 def load_weights(model: nn.Module, path: Path, model_name: str) -> None:
@@ -135,12 +178,8 @@ def load_weights(model: nn.Module, path: Path, model_name: str) -> None:
     if missing or unexpected or wrong:
         parts = []
         if wrong:
-            parts.append(
-                "shapes differ for "
-                + ", ".join(
-                    f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in wrong[:5]
-                )
-            )
+            shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in wrong[:5]]
+            parts.append("shapes differ for " + ", ".join(shapes))
         if missing:
             parts.append(f"missing {_some(missing)}")
         if unexpected:
@@ -148,3 +187,215 @@ def load_weights(model: nn.Module, path: Path, model_name: str) -> None:
         saved = f" (saved from {saved_name})" if saved_name else ""
         raise NinlabError(f"{path}{saved} does not fit model {model_name}: {'; '.join(parts)}.")
     model.load_state_dict(state)
+
+
+def _some(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all)"
+
+
+def read_checkpoint(run_dir: Path) -> dict:
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        raise NinlabError(f"{run_dir} has no {CHECKPOINT} to resume from.")
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as e:  # a damaged file: say which and why, keep the run as it is
+        raise NinlabError(f"{path} cannot be read ({e}).") from None
+
+
+def load_run(run_dir: str | Path, weights: str = "best") -> Run:
+    """Rebuild the model of a run directory and load its best (or final) weights; the other
+    weights serve when the asked-for file is missing."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    order = [WEIGHTS[weights]] + [w for w in WEIGHTS.values() if w != WEIGHTS[weights]]
+    path = next((run_dir / w for w in order if (run_dir / w).is_file()), None)
+    if path is None:
+        raise NinlabError(
+            f"{run_dir} has no weights ({' or '.join(WEIGHTS.values())}); train it first "
+            f"or resume it with `ninlab train --resume {run_dir}`."
+        )
+    model = create_model(config.model, num_classes=len(config.classes), in_chans=config.in_chans)
+    load_weights(model, path, config.model)
+    return Run(path=run_dir, model=model.eval(), config=config, weights=path)
+
+
+# ---- training into a run directory ----
+
+
+class RunWriter(Callback):
+    """Writes metrics, curves, final and best weights and the checkpoint at each epoch end."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        write_metrics(self.out, state.history)
+        save_png(curves_figure(state.history), self.out / CURVES)
+        save_weights(state.model, self.out / WEIGHTS["final"], state.config)
+        if max(state.history, key=lambda r: r["test_acc"]) is state.history[-1]:
+            save_weights(state.model, self.out / WEIGHTS["best"], state.config)
+        self.on_interrupt(state)
+
+    def on_interrupt(self, state: TrainState) -> None:
+        ckpt = state.checkpoint()
+        atomic_write(self.out / CHECKPOINT, lambda tmp: torch.save(ckpt, tmp))
+
+
+def default_out(cfg: TrainConfig) -> Path:
+    return Path("runs") / f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train_run(
+    cfg: TrainConfig,
+    out: str | Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[list[dict], Path]:
+    """Train from a config into a new run directory; returns (history, run directory)."""
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    cfg = prepare_config(cfg, data)
+    out = Path(out) if out else default_out(cfg)
+    if (out / CHECKPOINT).exists() or (out / WEIGHTS["final"]).exists():
+        raise NinlabError(
+            f"{out} already holds a run; continue it with `ninlab train --resume {out}` or "
+            "pass another --out."
+        )
+    write_config(out, cfg)
+    model = build_model(cfg)
+    if log:
+        params = sum(p.numel() for p in model.parameters())
+        log(
+            f"{cfg.model} ({params:,} parameters) on {cfg.dataset}: "
+            f"{min(cfg.limit_train or 10**12, len(data.train_images)):,} train / "
+            f"{len(data.test_images):,} test images at {cfg.input_size} px, recipe {cfg.recipe}, "
+            f"{cfg.epochs} epochs, device {pick_device(cfg.device)}, "
+            f"{cfg.threads or torch.get_num_threads()} threads; run in {out}"
+        )
+    return _fit(model, data, cfg, out, None, progress, log, callbacks), out
+
+
+def resume_run(
+    run_dir: str | Path,
+    device: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[list[dict], Path]:
+    """Continue an interrupted run from its checkpoint; returns (history, run directory)."""
+    run_dir = Path(run_dir)
+    ckpt = read_checkpoint(run_dir)
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    if device:
+        cfg.device = device
+    if ckpt["epoch"] >= cfg.epochs:
+        raise NinlabError(f"{run_dir} already finished its {cfg.epochs} epochs.")
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    model = create_model(cfg.model, num_classes=len(cfg.classes), in_chans=cfg.in_chans)
+    if log:
+        log(f"resuming {run_dir} at epoch {ckpt['epoch'] + 1}, step {ckpt['step']}")
+    return _fit(model, data, cfg, run_dir, ckpt, progress, log, callbacks), run_dir
+
+
+def _fit(model, data, cfg, out: Path, ckpt, progress, log, callbacks) -> list[dict]:
+    """fit() writing into `out`; a stop or a divergence says what is left in the directory."""
+    try:
+        history = fit(
+            model, data, cfg, [RunWriter(out), *callbacks], resume=ckpt, progress=progress, log=log
+        )
+    except Interrupted as e:
+        raise Interrupted(
+            f"{e}; checkpoint written. Resume with: ninlab train --resume {out}", e.signum
+        ) from None
+    except Diverged as e:
+        kept = (out / CHECKPOINT).is_file()
+        raise Diverged(
+            f"{e}" + (f" The checkpoint of the last good epoch is kept in {out}." if kept else "")
+        ) from None
+    if log:
+        best = max(history, key=lambda r: r["test_acc"])
+        log(
+            f"done in {history[-1]['elapsed']:.1f} s: final accuracy "
+            f"{100 * history[-1]['test_acc']:.2f}%, best {100 * best['test_acc']:.2f}% (epoch "
+            f"{best['epoch']}); run directory {out}"
+        )
+    return history
+
+
+# ---- evaluating a run ----
+
+
+@dataclass
+class Evaluation:
+    """A run's model on test images: loss, predictions and everything derived from them."""
+
+    run: Run
+    data: str  # the data set's name
+    labels: torch.Tensor  # N
+    logits: torch.Tensor  # N x classes (with the run's test-time flip, as in training)
+
+    @property
+    def loss(self) -> float:
+        """Plain cross-entropy (no label smoothing), as training reports the test loss."""
+        return F.cross_entropy(self.logits, self.labels).item()
+
+    @property
+    def preds(self) -> torch.Tensor:
+        return self.logits.argmax(1)
+
+    @property
+    def confidence(self) -> torch.Tensor:
+        """The probability of the predicted class, per image."""
+        return torch.softmax(self.logits, 1).max(1).values
+
+    @property
+    def confusion(self) -> torch.Tensor:
+        return confusion_matrix(self.preds, self.labels, len(self.run.classes))
+
+    @property
+    def correct(self) -> int:
+        return int((self.preds == self.labels).sum())
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / len(self.labels)
+
+    @property
+    def per_class(self) -> list[float]:
+        return per_class_accuracy(self.confusion).tolist()
+
+    def text(self) -> str:
+        """What `ninlab eval` prints: loss, accuracy, per-class accuracy, confusion matrix."""
+        classes = self.run.classes
+        lines = [
+            f"run {self.run.path} ({self.run.config.model}, {self.run.weights.name}) on "
+            f"{self.data} test set",
+            f"test loss {self.loss:.4f}, accuracy {100 * self.accuracy:.2f}% "
+            f"({self.correct:,}/{len(self.labels):,})",
+            "",
+            "per-class accuracy",
+        ]
+        lines += [
+            f"  {c:<14} {100 * a:6.2f}%" for c, a in zip(classes, self.per_class, strict=True)
+        ]
+        lines += [
+            "",
+            "confusion matrix (rows: true class)",
+            format_confusion(self.confusion, classes),
+        ]
+        return "\n".join(lines)
+
+    def confusion_figure(self) -> Figure:
+        title = f"{self.run.config.model} on {self.data}: {100 * self.accuracy:.2f}%"
+        return confusion_figure(self.confusion, self.run.classes, title)
+
+
+def evaluate_run(run: Run, data: Dataset | None = None, limit: int | None = None) -> Evaluation:
+    """The run's model on (the first `limit` images of) the test set of `data` (default: the
+    run's own data set)."""
+    data = data or run.dataset()
+    images, labels = data.test_images[:limit], data.test_labels[:limit]
+    logits = predict_logits(run.model, images, run.config)
+    return Evaluation(run, data.name, labels.to(logits.device), logits)

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS
+
+STATEMENT = "in a trained CNN, feature maps get sparser (more exact zeros after ReLU) with depth"
+
 
 @dataclass
 class LayerSparsity:
@@ -89,11 +93,9 @@ def relu_channel_sparsity(
 
 
 def sparser_with_depth(fractions: list[float]) -> str:
-    """Statement 24's verdict on zero fractions in depth order (`ninlab claims`, `ninlab
+    """Statement 24's verdict (STATEMENT) on zero fractions in depth order (`ninlab claims`, `ninlab
     sparsity`): holds if they never decrease, differs if only the last exceeds the first, else
     does not hold."""
-    from ninlab.analysis.claims import DIFFERS, FAILS, HOLDS  # claims imports this module
-
     monotone = all(b >= a for a, b in zip(fractions, fractions[1:], strict=False))
     return HOLDS if monotone else DIFFERS if fractions[-1] > fractions[0] else FAILS
 

@@ -36,28 +36,14 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ninlab.errors import NinlabError
-from ninlab.models.layers import GlobalAvgPool
+from ninlab.models.layers import ELEMENTWISE, GlobalAvgPool, pair
 
 # Modules that act on each pixel (and channel) alone: field passes through, 0 MACs.
 POINTWISE = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.ELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Mish,
+    *ELEMENTWISE,
     nn.BatchNorm1d,
     nn.BatchNorm2d,
     nn.LocalResponseNorm,  # mixes channels of one pixel only
-    nn.Dropout,
-    nn.Dropout2d,
-    nn.Identity,
     nn.Softmax,
     nn.LogSoftmax,
 )
@@ -262,14 +248,10 @@ class _LeafTracer(fx.Tracer):
         return next(m.children(), None) is None or super().is_leaf_module(m, qualname)
 
 
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
 def _window(m: nn.Module, in_hw: tuple[int, int]) -> tuple | None:
     """(k, s, p, d) of a windowed module, per axis; None when the window is not fixed."""
     if isinstance(m, nn.Conv2d):
-        k, s, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
+        k, s, d = pair(m.kernel_size), pair(m.stride), pair(m.dilation)
         if isinstance(m.padding, str):  # "valid" or "same" (left/top padding)
             p = (
                 (0, 0)
@@ -277,15 +259,15 @@ def _window(m: nn.Module, in_hw: tuple[int, int]) -> tuple | None:
                 else tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=False))
             )
         else:
-            p = _pair(m.padding)
+            p = pair(m.padding)
         return k, s, p, d
     if isinstance(m, nn.MaxPool2d | nn.AvgPool2d):
-        k = _pair(m.kernel_size)
-        s = _pair(m.stride if m.stride is not None else m.kernel_size)
-        d = _pair(getattr(m, "dilation", 1))
-        return k, s, _pair(m.padding), d
+        k = pair(m.kernel_size)
+        s = pair(m.stride if m.stride is not None else m.kernel_size)
+        d = pair(getattr(m, "dilation", 1))
+        return k, s, pair(m.padding), d
     if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d):
-        out = _pair(m.output_size)
+        out = pair(m.output_size)
         out = tuple(i if o is None else o for o, i in zip(out, in_hw, strict=False))
         if any(i % o for i, o in zip(in_hw, out, strict=False)):
             return None  # windows of unequal size: no single field
@@ -342,7 +324,7 @@ def _out_shape(m: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
         return (shape[0], c, *hw)
     if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) and x.dim() == 4:
         out = tuple(
-            i if o is None else o for o, i in zip(_pair(m.output_size), shape[2:], strict=False)
+            i if o is None else o for o, i in zip(pair(m.output_size), shape[2:], strict=False)
         )
         return (*shape[:2], *out)
     if isinstance(m, nn.Linear):
@@ -423,7 +405,7 @@ class _Propagator(fx.Interpreter):
                 params = sum(p.numel() for p in m.parameters())
             window = _window(m, in_hw) if in_hw else None
             if isinstance(m, nn.Conv2d):
-                k = _pair(m.kernel_size)
+                k = pair(m.kernel_size)
                 macs = per_sample * (m.in_channels // m.groups) * k[0] * k[1]
                 f_out = f_in.after(*window) if f_in else None
             elif isinstance(m, nn.Linear):

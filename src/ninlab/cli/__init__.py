@@ -1,7 +1,8 @@
 """ninlab's command line: one module per verb, each a thin layer over the library.
 
 Every verb module has a docstring (its --help text, with examples), `add_arguments(parser)` and
-`run(args) -> int`. A NinlabError becomes one sentence on stderr and exit status 2.
+`run(args) -> int`. A NinlabError becomes one sentence on stderr and its exit status (2 for bad
+input, 3 for a diverged run); an interrupted run says how to resume and exits with 128 + signal.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ import importlib
 import os
 import sys
 
-import ninlab
-from ninlab import __version__
 from ninlab.errors import NinlabError
+from ninlab.train import Interrupted
+from ninlab.version import __version__
+
+DESCRIPTION = """\
+Network-in-Network models and 1x1 convolutions: train, convert, analyse, look inside.
+
+Start with `ninlab train` (nin_fast on Fashion-MNIST, a few minutes on a CPU), then
+`ninlab eval RUN_DIR` and `ninlab report RUN_DIR`."""
 
 # verb -> module under ninlab.cli (kept in the order `ninlab --help` lists them)
 VERBS = {
@@ -48,7 +55,7 @@ def _available_verbs() -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ninlab",
-        description=ninlab.__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run `ninlab VERB --help` for the options and examples of each verb.",
     )
@@ -71,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
+    except Interrupted as e:  # a requested stop, not an error: the checkpoint is written
+        print(f"\nninlab: {e}")
+        return e.exit_code
     except NinlabError as e:
         print(f"ninlab: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except BrokenPipeError:  # e.g. `ninlab eval RUN | head`: the reader left, nothing to say
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
         return 0

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ninlab.cli.options import add_data_dir, add_image_source, add_weights
+from ninlab.cli.options import add_image_source, add_out, add_run_inputs
 from ninlab.runs import load_run
 from ninlab.viz.cam import class_activation_map, plot_cam
 from ninlab.viz.images import class_index, display_image, pick_image
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_run_inputs(p)
     add_image_source(p)
     p.add_argument(
         "--class",
@@ -31,22 +31,20 @@ def add_arguments(p) -> None:
         metavar="NAME",
         help="the class to map (default: the predicted one)",
     )
-    p.add_argument("--out", metavar="DIR", help="folder for the PNG (default: RUN_DIR)")
-    add_data_dir(p)
-    add_weights(p)
+    add_out(p, "folder for the PNG (default: RUN_DIR)", metavar="DIR")
 
 
 def run(args) -> int:
     run = load_run(args.run_dir, args.weights)
-    classes = list(run.classes)
+    classes = run.classes
     target = class_index(args.class_name, classes) if args.class_name is not None else None
     picked = pick_image(run, args.index, args.image, args.data_dir)
     cam = class_activation_map(run.model, run.preprocess(picked.image), target)
     truth = f", true class {classes[picked.label]}" if picked.label is not None else ""
     out = Path(args.out or run.path) / f"cam-{picked.tag}.png"
-    display = display_image(picked.image[0], run.config["input_size"])
+    display = display_image(picked.image[0], run.config.input_size)
     plot_cam(display, cam, classes, out, f"{picked.name}{truth}")
-    print(f"{picked.name}{truth}: {run.config['model']} ({run.weights.name})")
+    print(f"{picked.name}{truth}: {run.config.model} ({run.weights.name})")
     for line in cam.lines(classes):
         print(f"  {line}")
     print(f"wrote {out}")

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 
-from ninlab.analysis.claims import check_claims, claims_dicts, claims_table
-from ninlab.cli.options import add_data_dir
+from ninlab.analysis.verdicts import claims_dicts, claims_table
+from ninlab.claims import check_claims
+from ninlab.cli.options import add_data_dir, add_json, add_limit
 
 
 def add_arguments(p) -> None:
@@ -27,17 +28,12 @@ def add_arguments(p) -> None:
         default=[],
         help="a run directory of `ninlab train` (repeatable)",
     )
-    p.add_argument(
-        "--samples",
-        type=int,
-        default=256,
-        help="test images for the sparsity and localisation claims (default 256)",
-    )
+    add_limit(p, default=256)
     add_data_dir(p)
-    p.add_argument("--json", action="store_true", help="print JSON instead of the ledger")
+    add_json(p)
 
 
 def run(args) -> int:
-    claims = check_claims(args.runs, samples=args.samples, data_dir=args.data_dir)
+    claims = check_claims(args.runs, limit=args.limit, data_dir=args.data_dir)
     print(json.dumps(claims_dicts(claims), indent=2) if args.json else claims_table(claims))
     return 0

@@ -9,48 +9,20 @@ Examples:
 
 from __future__ import annotations
 
-from ninlab.cli.options import add_data_dir, add_weights
-from ninlab.data import load_dataset
-from ninlab.errors import NinlabError
-from ninlab.runs import load_run
-from ninlab.train import TrainConfig, evaluate
-from ninlab.train.metrics import (
-    confusion_matrix,
-    format_confusion,
-    per_class_accuracy,
-    plot_confusion,
-)
+from ninlab.cli.options import add_dataset, add_run_inputs
+from ninlab.plotting import save_png
+from ninlab.runs import CONFUSION, evaluate_run, load_run
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--dataset", help="evaluate on another data set with the same classes count")
-    add_data_dir(p)
-    add_weights(p)
+    add_run_inputs(p)
+    add_dataset(p, "evaluate on another data set with as many classes")
 
 
 def run(args) -> int:
     run = load_run(args.run_dir, args.weights)
-    cfg = TrainConfig.from_dict(run.config)
-    data = load_dataset(args.dataset or cfg.dataset, data_dir=args.data_dir or cfg.data_dir)
-    if data.num_classes != len(run.classes) or data.image_shape[0] not in (1, 3):
-        raise NinlabError(
-            f"{data.name} has {data.num_classes} classes but the run's model predicts "
-            f"{len(run.classes)}; evaluate it on a data set with the same classes."
-        )
-    ev = evaluate(run.model, data.test_images, data.test_labels, cfg)
-    conf = confusion_matrix(ev["preds"], data.test_labels, data.num_classes)
-    print(f"run {run.path} ({cfg.model}, {run.weights.name}) on {data.name} test set")
-    print(f"test loss {ev['loss']:.4f}, accuracy {100 * ev['acc']:.2f}% "
-          f"({int(conf.diag().sum()):,}/{len(data.test_labels):,})")  # fmt: skip
-    print("\nper-class accuracy")
-    for name, acc in zip(data.classes, per_class_accuracy(conf).tolist(), strict=True):
-        print(f"  {name:<14} {100 * acc:6.2f}%")
-    print("\nconfusion matrix (rows: true class)")
-    print(format_confusion(conf, list(data.classes)))
-    out = run.path / "confusion.png"
-    plot_confusion(
-        conf, list(data.classes), out, f"{cfg.model} on {data.name}: {100 * ev['acc']:.2f}%"
-    )
+    ev = evaluate_run(run, run.dataset(args.data_dir, args.dataset))
+    print(ev.text())
+    out = save_png(ev.confusion_figure(), run.path / CONFUSION)
     print(f"\nwrote {out}")
     return 0

@@ -13,21 +13,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ninlab.cli.options import add_data_dir, add_image_source, add_weights
+from ninlab.cli.options import add_image_source, add_out, add_run_inputs
 from ninlab.runs import load_run
 from ninlab.viz.features import plot_features, stage_outputs
 from ninlab.viz.images import display_image, pick_image
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_run_inputs(p)
     add_image_source(p)
-    p.add_argument("--out", metavar="DIR", help="folder for the PNG (default: RUN_DIR)")
+    add_out(p, "folder for the PNG (default: RUN_DIR)", metavar="DIR")
     p.add_argument(
         "--channels", type=int, default=32, help="most channels shown per stage (default 32)"
     )
-    add_data_dir(p)
-    add_weights(p)
 
 
 def run(args) -> int:
@@ -36,9 +34,9 @@ def run(args) -> int:
     outputs = stage_outputs(run.model, run.preprocess(picked.image))
     truth = f", true class {run.classes[picked.label]}" if picked.label is not None else ""
     out = Path(args.out or run.path) / f"features-{picked.tag}.png"
-    display = display_image(picked.image[0], run.config["input_size"])
+    display = display_image(picked.image[0], run.config.input_size)
     plot_features(display, outputs, out, args.channels, f"{picked.name}{truth}")
-    print(f"{picked.name}{truth}: {run.config['model']} ({run.weights.name})")
+    print(f"{picked.name}{truth}: {run.config.model} ({run.weights.name})")
     for name, o in outputs.items():
         shape = "x".join(map(str, o.shape[1:]))
         zeros = (o == 0).float().mean().item()

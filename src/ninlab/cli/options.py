@@ -1,8 +1,29 @@
-"""Options shared by several verbs, defined once."""
+"""Options shared by several verbs, defined once, one name per meaning."""
 
 from __future__ import annotations
 
-from ninlab.errors import NinlabError
+import argparse
+
+from ninlab.data import DATASETS
+
+
+def at_least(low: int):
+    """An argparse type: an integer >= low (argparse then exits with one sentence, status 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low} (got {value})")
+        return value
+
+    return parse
+
+
+def add_run_dir(p) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `ninlab train`")
 
 
 def add_data_dir(p) -> None:
@@ -15,6 +36,10 @@ def add_data_dir(p) -> None:
     )
 
 
+def add_dataset(p, help: str) -> None:
+    p.add_argument("--dataset", metavar="NAME", help=f"{help}: {', '.join(DATASETS)}")
+
+
 def add_weights(p) -> None:
     p.add_argument(
         "--weights",
@@ -24,17 +49,48 @@ def add_weights(p) -> None:
     )
 
 
+def add_run_inputs(p) -> None:
+    """RUN_DIR, --data-dir and --weights: what every verb that reads a trained run takes."""
+    add_run_dir(p)
+    add_data_dir(p)
+    add_weights(p)
+
+
 def add_image_source(p) -> None:
     """--image PATH | --index N, one of them required (features and cam)."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", metavar="PATH", help="an image file (PNG, JPEG, ...)")
-    src.add_argument("--index", type=int, metavar="N", help="image N of the run's test set")
+    src.add_argument("--index", type=int, metavar="N", help="image N of the test set")
 
 
-def add_limit(p) -> None:
-    p.add_argument("--limit", type=int, metavar="N", help="the first N test images (default all)")
+def add_limit(p, default: int | None = None) -> None:
+    shown = f"default {default}" if default else "default all"
+    p.add_argument(
+        "--limit",
+        type=at_least(1),
+        default=default,
+        metavar="N",
+        help=f"the first N test images ({shown})",
+    )
 
 
-def check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 1:
-        raise NinlabError(f"--limit must be at least 1 (got {limit}).")
+def add_batch_size(p, default: int, what: str = "images per forward pass") -> None:
+    p.add_argument(
+        "--batch-size",
+        type=at_least(1),
+        default=default,
+        metavar="N",
+        help=f"{what} (default {default})",
+    )
+
+
+def add_seed(p, what: str) -> None:
+    p.add_argument("--seed", type=int, default=0, help=f"seed of {what} (default 0)")
+
+
+def add_out(p, what: str, metavar: str = "FILE", required: bool = False) -> None:
+    p.add_argument("--out", metavar=metavar, required=required, help=what)
+
+
+def add_json(p) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")

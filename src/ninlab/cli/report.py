@@ -15,34 +15,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ninlab.cli.options import add_data_dir, add_limit, add_weights, check_limit
-from ninlab.errors import NinlabError
+from ninlab.cli.options import add_limit, add_out, add_run_inputs, at_least
 from ninlab.runs import load_run
-from ninlab.viz.images import run_dataset
 from ninlab.viz.report import build_report
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--out", metavar="FILE", help="the HTML file (default: RUN_DIR/report.html)")
+    add_run_inputs(p)
+    add_out(p, "the HTML file (default: RUN_DIR/report.html)")
     add_limit(p)
     p.add_argument(
-        "--gallery", type=int, default=6, help="CAMs of right and of wrong predictions (default 6)"
+        "--gallery",
+        type=at_least(0),
+        default=6,
+        help="CAMs of right and of wrong predictions (default 6)",
     )
-    add_data_dir(p)
-    add_weights(p)
 
 
 def run(args) -> int:
-    check_limit(args.limit)
-    if args.gallery < 0:
-        raise NinlabError(f"--gallery must be 0 or more (got {args.gallery}).")
     run = load_run(args.run_dir, args.weights)
-    data = run_dataset(run, args.data_dir)
+    data = run.dataset(args.data_dir)
     report = build_report(run, data, limit=args.limit, gallery=args.gallery)
     out = report.write(Path(args.out or run.path / "report.html"))
     print(
-        f"{run.config['model']} ({run.weights.name}) on {report.images:,} {data.name} test "
+        f"{run.config.model} ({run.weights.name}) on {report.images:,} {data.name} test "
         f"images: accuracy {100 * report.accuracy:.2f}%; sparser with depth: "
         f"{report.sparsity.verdict}"
     )

@@ -17,32 +17,25 @@ import json
 import sys
 from pathlib import Path
 
-from ninlab.cli.options import add_data_dir, add_limit, add_weights, check_limit
-from ninlab.errors import NinlabError
+from ninlab.cli.options import add_batch_size, add_json, add_limit, add_out, add_run_inputs
 from ninlab.runs import load_run
-from ninlab.viz.images import run_dataset
 from ninlab.viz.sparsity import plot_sparsity, run_sparsity
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--json", action="store_true", help="print JSON (with per-channel fractions)")
-    p.add_argument("--out", metavar="FILE", help="the plot (default: RUN_DIR/sparsity.png)")
+    add_run_inputs(p)
+    add_json(p)
+    add_out(p, "the plot (default: RUN_DIR/sparsity.png)")
     add_limit(p)
-    p.add_argument("--batch-size", type=int, default=256, help="images per forward (default 256)")
-    add_data_dir(p)
-    add_weights(p)
+    add_batch_size(p, 256)
 
 
 def run(args) -> int:
-    check_limit(args.limit)
-    if args.batch_size < 1:
-        raise NinlabError(f"--batch-size must be at least 1 (got {args.batch_size}).")
     run = load_run(args.run_dir, args.weights)
-    data = run_dataset(run, args.data_dir)
+    data = run.dataset(args.data_dir)
     report = run_sparsity(run, data.test_images[: args.limit], args.batch_size)
     out = Path(args.out or run.path / "sparsity.png")
-    plot_sparsity(report, out, f"{run.config['model']} on {data.name} ({run.weights.name})")
+    plot_sparsity(report, out, f"{run.config.model} on {data.name} ({run.weights.name})")
     if args.json:
         print(json.dumps({**report.to_dict(), "plot": str(out)}, indent=2))
         print(f"wrote {out}", file=sys.stderr)

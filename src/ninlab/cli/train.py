@@ -20,27 +20,30 @@ Examples:
 
 from __future__ import annotations
 
-import signal
-import sys
-from pathlib import Path
-
-from ninlab import train as T
-from ninlab.cli.options import add_data_dir
+from ninlab.cli.options import add_data_dir, add_dataset, at_least
 from ninlab.errors import NinlabError
+from ninlab.runs import resume_run, train_run
+from ninlab.train import RECIPES, resolve
+
+# options that set the config of a new run; --resume takes the saved one instead
+CONFIG_OPTIONS = ("recipe", "model", "dataset", "epochs", "batch_size", "lr", "optimizer", "seed",
+                  "limit_train", "out")  # fmt: skip
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--recipe", default="fast", help=f"one of {', '.join(T.RECIPES)} (default fast)")
+    p.add_argument("--recipe", help=f"one of {', '.join(RECIPES)} (default fast)")
     p.add_argument("--model", help="a model from `ninlab models` (default: the recipe's)")
-    p.add_argument("--dataset", help="fashion-mnist (default), mnist, kmnist, cifar10, cifar100")
+    add_dataset(p, "the data set (default fashion-mnist)")
     add_data_dir(p)
     p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, metavar="N", help="training images per step")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--optimizer", help="sgd or adamw")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (default), cpu or cuda")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: one per core)")
+    p.add_argument(
+        "--threads", type=at_least(1), help="CPU threads for torch (default: one per core)"
+    )
     p.add_argument("--limit-train", type=int, metavar="N", help="train on the first N images")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATASET-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
@@ -48,64 +51,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
     progress = not args.no_progress
-    out = None
-    try:
-        if args.resume:
-            given = [
-                k
-                for k in (
-                    "recipe",
-                    "model",
-                    "dataset",
-                    "epochs",
-                    "batch_size",
-                    "lr",
-                    "optimizer",
-                    "seed",
-                    "limit_train",
-                    "out",
-                )  # fmt: skip
-                if getattr(args, k) not in (None, "fast")
-            ]
-            if given:
-                flag = "--" + given[0].replace("_", "-")
-                raise NinlabError(f"--resume continues a run with its saved config; drop {flag}.")
-            history, out = T.resume(args.resume, device=args.device, progress=progress)
-        else:
-            cfg = T.resolve(
-                args.recipe,
-                model=args.model,
-                dataset=args.dataset,
-                data_dir=args.data_dir,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                optimizer=args.optimizer,
-                seed=args.seed,
-                device=args.device,
-                threads=args.threads,
-                limit_train=args.limit_train,
-            )
-            out = args.out or T.default_out(cfg)
-            history, out = T.train(cfg, out, progress=progress)
-    except T.Interrupted as e:
-        run_dir = args.resume or out
-        print(f"\nninlab: {e}; checkpoint written. Resume with: ninlab train --resume {run_dir}")
-        return 128 + (e.signum or signal.SIGINT)
-    except T.Diverged as e:
-        run_dir = Path(args.resume or out)
-        kept = (
-            f" The checkpoint of the last good epoch is kept in {run_dir}."
-            if (run_dir / "checkpoint.pt").is_file()
-            else ""
-        )
-        print(f"\nninlab: error: {e}{kept}", file=sys.stderr)
-        return 3
-    best = max(history, key=lambda r: r["test_acc"])
-    total = history[-1]["elapsed"]
-    print(
-        f"done in {total:.1f} s: final accuracy {100 * history[-1]['test_acc']:.2f}%, best "
-        f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']}); run directory {out}"
-    )
+    if args.resume:
+        if given:
+            flag = "--" + next(iter(given)).replace("_", "-")
+            raise NinlabError(f"--resume continues a run with its saved config; drop {flag}.")
+        resume_run(args.resume, device=args.device, progress=progress)
+        return 0
+    out = given.pop("out", None)
+    cfg = resolve(given.pop("recipe", "fast"), **given, data_dir=args.data_dir,
+                  device=args.device, threads=args.threads)  # fmt: skip
+    train_run(cfg, out, progress=progress)
     return 0

@@ -25,23 +25,9 @@ from torch import nn
 
 from ninlab.convert._chain import Slot, chain
 from ninlab.convert.linear import fc_to_conv, linear_to_conv1x1
-from ninlab.models.layers import GlobalAvgPool
+from ninlab.models.layers import ELEMENTWISE, GlobalAvgPool, pair
 
-# Layers that act on each number alone (Dropout only in eval mode, which is how models convert).
-POINTWISE = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Hardswish,
-    nn.Dropout,
-    nn.Identity,
-)
-_AFFINE = (nn.Dropout, nn.Identity)
+_AFFINE = (nn.Dropout, nn.Dropout2d, nn.Identity)  # commute with a mean over a window
 _SPATIAL = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 
 
@@ -151,7 +137,7 @@ def convolutionalize(
                     flat_shape = None
                 else:
                     layers[key] = linear_to_conv1x1(m)
-            elif isinstance(m, POINTWISE):
+            elif isinstance(m, ELEMENTWISE):
                 if window is not None and not isinstance(m, _AFFINE):
                     window_name = key + "_window"
                     layers[window_name] = window[1]  # a non-linearity does not commute with a mean
@@ -170,53 +156,6 @@ def convolutionalize(
         window_name = "window"
         layers[window_name] = window[1]
     return DenseClassifier(layers, input_shape, stride, window_name)
-
-
-def total_stride(model: nn.Module) -> int:
-    """Pixels of input between neighbouring cells of the output grid: the product of strides."""
-    if isinstance(model, DenseClassifier):
-        return model.stride
-    return convolutionalize(model).stride
-
-
-@torch.no_grad()
-def min_input_size(model: nn.Module, max_size: int | None = None) -> int:
-    """The smallest square side S for which `model` runs on a 1 x C x S x S input.
-
-    Binary search with forward passes on zeros between 1 and `max_size` (default: the model's
-    default input side, which must work); assumes that if S works every larger side up to
-    `max_size` works too. An FC-head model only runs where its Flatten gets the trained size.
-    """
-    c, h, _ = model.default_input_size
-    hi = max_size or h
-    was_training = model.training
-    model.eval()
-    p = next(model.parameters(), None)
-    dtype = p.dtype if p is not None else torch.float32
-
-    def works(s: int) -> bool:
-        try:
-            model(torch.zeros(1, c, s, s, dtype=dtype))
-            return True
-        except RuntimeError:
-            return False
-
-    try:
-        if not works(hi):
-            raise ValueError(
-                f"{type(model).__name__} does not run on a {c}x{hi}x{hi} input; pass a max_size "
-                f"it runs at."
-            )
-        lo = 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if works(mid):
-                hi = mid
-            else:
-                lo = mid + 1
-        return hi
-    finally:
-        model.train(was_training)
 
 
 @dataclass
@@ -355,7 +294,7 @@ def _global_pool(m: nn.Module, x: torch.Tensor) -> tuple[nn.Module, bool] | None
     hw = tuple(x.shape[2:])
     if isinstance(m, GlobalAvgPool):
         return nn.AvgPool2d(hw, stride=1), True
-    if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) and _pair(m.output_size) == (
+    if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) and pair(m.output_size) == (
         1,
         1,
     ):
@@ -363,10 +302,6 @@ def _global_pool(m: nn.Module, x: torch.Tensor) -> tuple[nn.Module, bool] | None
             return nn.AvgPool2d(hw, stride=1), True
         return nn.MaxPool2d(hw, stride=1), False
     return None
-
-
-def _pair(v) -> tuple:
-    return tuple(v) if isinstance(v, tuple | list) else (v, v)
 
 
 def _check_flatten(slot: Slot, x: torch.Tensor) -> None:
@@ -380,7 +315,7 @@ def _check_flatten(slot: Slot, x: torch.Tensor) -> None:
 
 def _stride(m: nn.Module, x: torch.Tensor, slot: Slot) -> int:
     if isinstance(m, _SPATIAL):
-        return _pair(m.stride)[0]
+        return pair(m.stride)[0]
     if isinstance(m, nn.Sequential):
         out = 1
         for child in m:

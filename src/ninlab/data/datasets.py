@@ -184,6 +184,16 @@ class Dataset:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_images.shape[1:])
 
+    def test_item(self, index: int) -> tuple[torch.Tensor, int]:
+        """Test image `index` as uint8 (1, C, H, W), and its label."""
+        n = len(self.test_images)
+        if not 0 <= index < n:
+            raise NinlabError(
+                f"--index {index} is out of range; the {self.name} test set has {n:,} images "
+                f"(0..{n - 1})."
+            )
+        return self.test_images[index : index + 1], int(self.test_labels[index])
+
 
 def get_spec(name: str) -> DatasetSpec:
     if name not in DATASETS:

@@ -1,4 +1,5 @@
-"""Building blocks: 1x1 and 3x3 convolutions, the mlpconv (NiN) block, global average pooling."""
+"""Building blocks: 1x1 and 3x3 convolutions, the mlpconv (NiN) block, global average pooling,
+and the facts about layers that analysis and conversion share."""
 
 from __future__ import annotations
 
@@ -7,6 +8,31 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+# Modules that act on each number alone (Dropout as in eval mode): they keep the shape, see one
+# input value per output value, and do no multiply-adds.
+ELEMENTWISE = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Mish,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Identity,
+)
+
+
+def pair(v) -> tuple:
+    """A layer's size argument per axis: 3 -> (3, 3), (3, 5) -> (3, 5), None -> (None, None)."""
+    return tuple(v) if isinstance(v, tuple | list) else (v, v)
 
 
 def conv1x1(in_channels: int, out_channels: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:

@@ -33,6 +33,8 @@ EXPLODED = 10  # an epoch's mean train loss above EXPLODED * ln(classes) means d
 class Diverged(NinlabError):
     """Training produced a NaN/inf loss, or collapsed to predicting one class at chance loss."""
 
+    exit_code = 3
+
 
 class Interrupted(NinlabError):
     """A stop was requested (Ctrl-C, SIGTERM or a callback); the state was checkpointed."""
@@ -40,6 +42,11 @@ class Interrupted(NinlabError):
     def __init__(self, message: str, signum: int | None):
         super().__init__(message)
         self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process stopped by that signal."""
+        return 128 + (self.signum or signal.SIGINT)
 
 
 @dataclass

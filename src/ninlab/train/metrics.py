@@ -1,12 +1,12 @@
-"""Confusion matrix, per-class accuracy and their plot."""
+"""What training measures, as numbers and as pictures: the confusion matrix, per-class accuracy,
+and the curves of loss and accuracy by epoch."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
+from matplotlib.figure import Figure
 
-from ninlab.runs import atomic_write
+from ninlab.plotting import figure
 
 
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -16,6 +16,7 @@ def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int
 
 
 def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
+    """Right / images, per true class (the diagonal over the row sums)."""
     return confusion.diag().float() / confusion.sum(1).clamp(min=1).float()
 
 
@@ -28,16 +29,10 @@ def format_confusion(confusion: torch.Tensor, classes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def plot_confusion(
-    confusion: torch.Tensor, classes: list[str], path: Path, title: str = ""
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def confusion_figure(confusion: torch.Tensor, classes: list[str], title: str = "") -> Figure:
+    """The counts as a heat map, each cell labelled (up to 20 classes)."""
     n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n) if n <= 20 else (12, 11))
+    fig, ax = figure(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n) if n <= 20 else (12, 11))
     ax.imshow(confusion.numpy(), cmap="Blues")
     if n <= 20:
         ax.set_xticks(range(n), classes, rotation=45, ha="right")
@@ -52,5 +47,29 @@ def plot_confusion(
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    return fig
+
+
+def curves_figure(history: list[dict]) -> Figure:
+    """Train and test loss, and test accuracy, by epoch (two panels), from the metrics rows."""
+    epochs = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = figure(1, 2, figsize=(9, 3.5))
+    ax1.plot(
+        epochs,
+        [r["train_loss"] for r in history],
+        "o-",
+        label="train loss (augmented, label-smoothed batches)",
+    )
+    ax1.plot(epochs, [r["test_loss"] for r in history], "s-", label="test loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("cross-entropy")
+    ax1.legend(fontsize=8)
+    ax1.grid(alpha=0.3)
+    ax2.plot(epochs, [100 * r["test_acc"] for r in history], "o-", color="tab:green")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("test accuracy (%)")
+    ax2.grid(alpha=0.3)
+    best = max(history, key=lambda r: r["test_acc"])
+    ax2.set_title(f"best {100 * best['test_acc']:.2f}% (epoch {best['epoch']})", fontsize=10)
+    fig.tight_layout()
+    return fig

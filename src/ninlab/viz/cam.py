@@ -25,12 +25,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from matplotlib.patches import Rectangle
 from torch import nn
 
 from ninlab.analysis import Field, receptive_field
 from ninlab.errors import NinlabError
 from ninlab.models import GlobalAvgPool, NiN
-from ninlab.viz.images import figure_png, pyplot, save_png
+from ninlab.plotting import figure, save_png
 
 EXACT_TOL = 1e-5  # |mean(map) - logit| <= EXACT_TOL * max(1, |logit|) counts as equal (float32)
 
@@ -265,8 +266,6 @@ def draw_cam(ax, display, cam: CAM, alpha: float = 0.5, box: bool = True) -> Non
     Each map cell is drawn centred on its unit's field centre, one jump wide, so the picture and
     the box agree with the field arithmetic (no resampling guesswork).
     """
-    from matplotlib.patches import Rectangle
-
     h, w = cam.input_size
     ax.imshow(display, cmap="gray", vmin=0, vmax=1, extent=(-0.5, w - 0.5, h - 0.5, -0.5))
     mh, mw = cam.map.shape
@@ -300,8 +299,7 @@ def draw_cam(ax, display, cam: CAM, alpha: float = 0.5, box: bool = True) -> Non
 
 def cam_figure(display, cam: CAM, classes: list[str], title: str = ""):
     """Two panels: the input with the box, and the map over the input with the box."""
-    plt = pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 4.3))
+    fig, (ax1, ax2) = figure(1, 2, figsize=(8, 4.3))
     draw_cam(ax1, display, cam, alpha=0.0)
     ax1.set_title("input, box = field of the strongest unit", fontsize=9)
     draw_cam(ax2, display, cam)
@@ -318,4 +316,4 @@ def cam_figure(display, cam: CAM, classes: list[str], title: str = ""):
 
 def plot_cam(display, cam: CAM, classes: list[str], path: str | Path, title: str = "") -> Path:
     """Write the CAM figure as a PNG; returns the path."""
-    return save_png(figure_png(cam_figure(display, cam, classes, title)), path)
+    return save_png(cam_figure(display, cam, classes, title), path)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
-from ninlab.viz.images import figure_png, pyplot, save_png
+from ninlab.plotting import save_png
 
 
 @torch.no_grad()
@@ -64,7 +66,6 @@ def features_figure(display, outputs: dict[str, torch.Tensor], max_channels: int
 
     `outputs` are the stage outputs of that one image, each (1, C, h, w).
     """
-    plt = pyplot()
     grids = []
     for name, out in outputs.items():
         if out.dim() != 4:  # a stage after flattening has no map to show
@@ -74,13 +75,13 @@ def features_figure(display, outputs: dict[str, torch.Tensor], max_channels: int
     ratios = [max(g.shape[0] / g.shape[1], 0.08) for _, _, g, _ in grids]
     width = 11.0
     height = 0.6 + sum(width * 0.72 * r + 0.35 for r in ratios)
-    fig = plt.figure(figsize=(width, max(height, 3.0)))
+    fig = Figure(figsize=(width, max(height, 3.0)))
     gs = fig.add_gridspec(len(grids), 2, width_ratios=[1, 3], height_ratios=ratios)
     ax = fig.add_subplot(gs[:, 0])
     ax.imshow(display, cmap="gray", vmin=0, vmax=1)
     ax.set_title("input", fontsize=9)
     ax.axis("off")
-    cmap = plt.get_cmap("viridis").with_extremes(bad="white")  # the gaps between tiles
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # the gaps between tiles
     for row, (name, shape, grid, order) in enumerate(grids):
         ax = fig.add_subplot(gs[row, 1])
         finite = grid[~grid.isnan()]
@@ -104,4 +105,4 @@ def plot_features(
     display, outputs: dict[str, torch.Tensor], path: str | Path, max_channels: int = 32, title=""
 ) -> Path:
     """Write the feature-map figure as a PNG; returns the path."""
-    return save_png(figure_png(features_figure(display, outputs, max_channels, title)), path)
+    return save_png(features_figure(display, outputs, max_channels, title), path)

@@ -14,20 +14,21 @@ from __future__ import annotations
 import base64
 import html
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from ninlab import __version__
 from ninlab.analysis import summary
+from ninlab.analysis.sparsity import STATEMENT
 from ninlab.data import Dataset
-from ninlab.runs import Run, atomic_write
+from ninlab.files import write_text
+from ninlab.plotting import figure, png_bytes
+from ninlab.runs import CURVES, Evaluation, Run, evaluate_run
+from ninlab.train import curves_figure
+from ninlab.version import __version__
 from ninlab.viz.cam import cam_method, class_activation_maps, draw_cam
-from ninlab.viz.images import display_image, figure_png, pyplot
-from ninlab.viz.sparsity import STATEMENT, SparsityReport, run_sparsity, sparsity_figure
+from ninlab.viz.images import display_image
+from ninlab.viz.sparsity import SparsityReport, run_sparsity, sparsity_figure
 
 SECTIONS = {
     "config": "Config",
@@ -88,8 +89,7 @@ class Report:
     def write(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: Path(tmp).write_text(self.html, encoding="utf-8"))
-        return path
+        return write_text(path, self.html)
 
 
 def data_uri(png: bytes) -> str:
@@ -111,102 +111,75 @@ def _table(rows: list[tuple], header: tuple, numeric: set[int] = frozenset()) ->
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def read_history(run_dir: Path) -> list[dict]:
-    """The per-epoch rows of metrics.jsonl (empty when there is none or it is damaged)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except json.JSONDecodeError:
-        return []
-
-
 def _curves(run: Run) -> str:
-    png = run.path / "curves.png"
+    png = run.path / CURVES
     if png.is_file():
         return _img(png.read_bytes(), "training curves")
-    history = read_history(run.path)
+    history = run.history()
     if history:
-        from ninlab.train import plot_curves
-
-        with tempfile.TemporaryDirectory() as tmp:
-            plot_curves(history, Path(tmp) / "curves.png")
-            return _img((Path(tmp) / "curves.png").read_bytes(), "training curves")
-    return "<p>No curves: the run directory has neither curves.png nor metrics.jsonl.</p>"
+        return _img(png_bytes(curves_figure(history)), "training curves")
+    return "<p>No curves: the run has not finished an epoch.</p>"
 
 
-def _confusion_png(conf: torch.Tensor, classes: list[str], title: str) -> bytes:
-    from ninlab.train.metrics import plot_confusion
-
-    with tempfile.TemporaryDirectory() as tmp:
-        plot_confusion(conf, classes, Path(tmp) / "confusion.png", title)
-        return (Path(tmp) / "confusion.png").read_bytes()
-
-
-def _gallery(run: Run, images, labels, preds, probs, which: list[int], wrong: bool) -> str:
+def _gallery(run: Run, images, ev: Evaluation, which: list[int], wrong: bool) -> str:
     if not which:
         return f"<p>No {'wrong' if wrong else 'right'} predictions among these test images.</p>"
     classes = run.classes
-    x = run.preprocess(images[which])
-    cams = class_activation_maps(run.model, x, preds[which].tolist())
-    plt = pyplot()
+    cams = class_activation_maps(run.model, run.preprocess(images[which]), ev.preds[which].tolist())
     items = []
     for i, cam in zip(which, cams, strict=True):
-        fig, ax = plt.subplots(figsize=(2.2, 2.2))
-        draw_cam(ax, display_image(images[i], run.config["input_size"]), cam)
+        fig, ax = figure(figsize=(2.2, 2.2))
+        draw_cam(ax, display_image(images[i], run.config.input_size), cam)
         fig.tight_layout(pad=0.1)
         cap = (
-            f"#{i}: true {classes[int(labels[i])]}, predicted {classes[int(preds[i])]} "
-            f"({100 * float(probs[i]):.1f}%)"
+            f"#{i}: true {classes[int(ev.labels[i])]}, predicted {classes[int(ev.preds[i])]} "
+            f"({100 * float(ev.confidence[i]):.1f}%)"
         )
         caption = f"<figcaption>{html.escape(cap)}</figcaption>"
-        items.append(f"<figure>{_img(figure_png(fig), cap)}{caption}</figure>")
+        items.append(f"<figure>{_img(png_bytes(fig), cap)}{caption}</figure>")
     cls = "gallery wrong" if wrong else "gallery"
     return f'<div class="{cls}">{"".join(items)}</div>'
 
 
 def build_report(
-    run: Run, data: Dataset, limit: int | None = None, gallery: int = 6, batch_size: int = 256
+    run: Run,
+    data: Dataset | None = None,
+    limit: int | None = None,
+    gallery: int = 6,
+    batch_size: int = 256,
 ) -> Report:
     """Evaluate the run on (the first `limit` of) its test set and lay out the page."""
-    from ninlab.train import TrainConfig, evaluate
-    from ninlab.train.metrics import confusion_matrix, per_class_accuracy
-
-    cfg = TrainConfig.from_dict(run.config)
-    classes = list(run.classes)
-    images, labels = data.test_images[:limit], data.test_labels[:limit]
-    ev = evaluate(run.model, images, labels, cfg)
-    preds = ev["preds"]
-    probs = torch.softmax(ev["logits"], 1).max(1).values
-    conf = confusion_matrix(preds, labels, len(classes))
-    per_class = per_class_accuracy(conf).tolist()
-    model_name = run.config.get("model", "?")
-    title = f"{model_name} on {data.name}: {100 * ev['acc']:.2f}%"
+    data = data or run.dataset()
+    ev = evaluate_run(run, data, limit)
+    images = data.test_images[:limit]
+    classes = run.classes
     sp = run_sparsity(run, images, batch_size)
-    size = (run.config["in_chans"], run.config["input_size"], run.config["input_size"])
-    right = (preds == labels).nonzero().flatten()[:gallery].tolist()
-    wrong = (preds != labels).nonzero().flatten()[:gallery].tolist()
+    right = (ev.preds == ev.labels).nonzero().flatten()[:gallery].tolist()
+    wrong = (ev.preds != ev.labels).nonzero().flatten()[:gallery].tolist()
+    title = f"{run.config.model} on {data.name}: {100 * ev.accuracy:.2f}%"
 
     parts = {}
     parts["config"] = _table(
-        [(k, json.dumps(v) if isinstance(v, list | dict) else v) for k, v in run.config.items()],
+        [
+            (k, json.dumps(v) if isinstance(v, list | dict) else v)
+            for k, v in run.config.to_dict().items()
+        ],
         ("field", "value"),
     )
     parts["curves"] = _curves(run)
     rows = [
-        (c, int(conf[k, k]), int(conf[k].sum()), f"{100 * a:.2f}%")
-        for k, (c, a) in enumerate(zip(classes, per_class, strict=True))
+        (c, int(ev.confusion[k, k]), int(ev.confusion[k].sum()), f"{100 * a:.2f}%")
+        for k, (c, a) in enumerate(zip(classes, ev.per_class, strict=True))
     ]
     parts["accuracy"] = (
-        f"<p>Test accuracy {100 * ev['acc']:.2f}% ({int(conf.diag().sum()):,} of {len(labels):,}"
-        f" images), test loss {ev['loss']:.4f}.</p>"
+        f"<p>Test accuracy {100 * ev.accuracy:.2f}% ({ev.correct:,} of {len(ev.labels):,}"
+        f" images), test loss {ev.loss:.4f}.</p>"
         + _table(rows, ("class", "right", "images", "accuracy"), {1, 2, 3})
     )
-    parts["confusion"] = _img(_confusion_png(conf, classes, title), "confusion matrix")
-    parts["summary"] = f"<pre>{html.escape(summary(run.model, size).table())}</pre>"
+    parts["confusion"] = _img(png_bytes(ev.confusion_figure()), "confusion matrix")
+    parts["summary"] = f"<pre>{html.escape(summary(run.model, run.input_shape).table())}</pre>"
     parts["sparsity"] = (
-        _img(figure_png(sparsity_figure(sp)), "sparsity by depth")
+        _img(png_bytes(sparsity_figure(sp)), "sparsity by depth")
         + f"<p>Statement 24, &ldquo;{html.escape(STATEMENT)}&rdquo;: <b>{sp.verdict}</b> for "
         f"this run (at initialisation: {sp.verdict_init}).</p>"
         + f'<pre class="wrap">{html.escape(sp.table())}</pre>'
@@ -216,8 +189,8 @@ def build_report(
         f"<p>{html.escape(method)} of <code>{html.escape(layer)}</code> for the "
         "predicted class, drawn over the input; the box is the receptive field of the strongest "
         "unit. Predictions and probabilities as <code>ninlab eval</code> makes them.</p>"
-        f"<h3>Right</h3>{_gallery(run, images, labels, preds, probs, right, False)}"
-        f"<h3>Wrong</h3>{_gallery(run, images, labels, preds, probs, wrong, True)}"
+        f"<h3>Right</h3>{_gallery(run, images, ev, right, False)}"
+        f"<h3>Wrong</h3>{_gallery(run, images, ev, wrong, True)}"
     )
 
     nav = "".join(f'<a href="#{k}">{v}</a>' for k, v in SECTIONS.items())
@@ -233,10 +206,10 @@ def build_report(
 <div id="report-status" hidden></div>
 <h1>{html.escape(title)}</h1>
 <p>Run <code>{html.escape(str(run.path))}</code>, weights <code>{run.weights.name}</code>,
-{len(labels):,} test images. Written by ninlab {__version__} on {time.strftime("%Y-%m-%d %H:%M")}.
-</p>
+{len(ev.labels):,} test images.
+Written by ninlab {__version__} on {time.strftime("%Y-%m-%d %H:%M")}.</p>
 <nav>{nav}</nav>
 {body}
 </body></html>
 """
-    return Report(page, ev["acc"], len(labels), sp)
+    return Report(page, ev.accuracy, len(ev.labels), sp)

@@ -16,20 +16,22 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ninlab.analysis.sparsity import LayerSparsity, relu_channel_sparsity, sparser_with_depth
+from ninlab.analysis.sparsity import (
+    STATEMENT,
+    LayerSparsity,
+    relu_channel_sparsity,
+    sparser_with_depth,
+)
+from ninlab.plotting import figure, save_png
 from ninlab.runs import Run
-from ninlab.viz.images import figure_png, pyplot, save_png
-
-STATEMENT = "in a trained CNN, feature maps get sparser (more exact zeros after ReLU) with depth"
+from ninlab.train import TrainConfig, build_model
 
 
-def initial_model(config: dict) -> nn.Module:
+def initial_model(config: TrainConfig) -> nn.Module:
     """The run's model as training started it: same name and classes, seeded init (config seed
     and init, as `ninlab train` does), in eval mode. The global RNG is left as it was."""
-    from ninlab.train import TrainConfig, build_model
-
     with torch.random.fork_rng(devices=[]):
-        model = build_model(TrainConfig.from_dict(config))
+        model = build_model(config)
     return model.eval()
 
 
@@ -119,9 +121,8 @@ def run_sparsity(
 
 def sparsity_figure(report: SparsityReport, title: str = ""):
     """Two panels by depth: % exact zeros, and % dead channels; trained and at initialisation."""
-    plt = pyplot()
     depth = range(1, len(report.trained) + 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = figure(1, 2, figsize=(10, 4))
     for layers, label, style in (
         (report.trained, "trained", "o-"),
         (report.init, "at initialisation", "s--"),
@@ -147,4 +148,4 @@ def sparsity_figure(report: SparsityReport, title: str = ""):
 
 def plot_sparsity(report: SparsityReport, path: str | Path, title: str = "") -> Path:
     """Write the sparsity-by-depth figure as a PNG; returns the path."""
-    return save_png(figure_png(sparsity_figure(report, title)), path)
+    return save_png(sparsity_figure(report, title), path)

@@ -1,46 +1,20 @@
-"""The ledger: textbook statements about 1x1 convolutions and NiN, checked against ninlab.
-
-Each claim (numbered as in the project's claims list) has the value it states, the value ninlab
-computes, and a verdict:
-  holds          the computation agrees with the statement (exactly, or within the stated word)
-  does not hold  it contradicts the statement
-  differs        partly right; `computed` says how it differs
-  needs a run    a statement about training: pass run directories (`ninlab claims --run DIR`)
-Arithmetic and shape claims (1-20) run real modules every time; training claims (21-25) take
-their numbers from the named run directories, never from this file.
-"""
+"""Claims 1-20 of the ledger: arithmetic, parameter counts and architecture, each checked by
+running real modules every time (the verdict words are in `ninlab.analysis.verdicts`; claims
+21-25, about training, read run directories in `ninlab.claims`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ninlab.analysis import compare as cmp
-from ninlab.analysis.sparsity import relu_sparsity, sparser_with_depth
-from ninlab.analysis.summary import summary
-from ninlab.errors import NinlabError
+from ninlab.analysis.summary import summary, working_sizes
+from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS, Claim
 from ninlab.models import NiNBlock, create_model
 from ninlab.models.layers import conv1x1
-
-HOLDS, FAILS, DIFFERS, NEEDS_RUN = "holds", "does not hold", "differs", "needs a run"
-SEED_CURVE = (33.98, 59.43, 65.87, 67.74, 69.70, 73.27, 79.59, 84.71, 85.51, 85.74)  # claim 21
-SEED_TOLERANCE = 1.0  # percentage points within which a re-run "holds" for claim 21
-
-
-@dataclass
-class Claim:
-    number: int
-    statement: str
-    stated: str
-    computed: str
-    verdict: str
-    run: str | None = None  # the run directory the verdict comes from
 
 
 def _g() -> torch.Generator:
@@ -257,8 +231,6 @@ def claim_10() -> Claim:
 
 
 def claim_11() -> Claim:
-    from ninlab.analysis.summary import working_sizes
-
     parts = []
     bands = {}
     for name in ("alexnet_fc", "nin_seed"):
@@ -451,242 +423,7 @@ def claim_20() -> Claim:
     )
 
 
-# ---- training claims: from run directories ----
-
-
-@dataclass
-class RunRecord:
-    """What the ledger reads from a run directory: config and per-epoch test accuracy (%)."""
-
-    path: Path
-    config: dict
-    accs: list[float]  # test accuracy per epoch, in percent
-
-    @property
-    def model(self) -> str:
-        return self.config.get("model", "?")
-
-    @property
-    def label(self) -> str:
-        return f"{self.path} ({self.model}, {self.config.get('dataset', '?')})"
-
-
-def read_run(path: str | Path) -> RunRecord:
-    """Config and test accuracies of a run directory (metrics.jsonl, else metrics.csv)."""
-    from ninlab.runs import read_config
-
-    path = Path(path)
-    config = read_config(path)
-    rows: list[dict] = []
-    if (path / "metrics.jsonl").is_file():
-        for i, line in enumerate((path / "metrics.jsonl").read_text().splitlines()):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise NinlabError(
-                        f"{path / 'metrics.jsonl'} line {i + 1} is not JSON; the run is damaged."
-                    ) from None
-    elif (path / "metrics.csv").is_file():
-        import csv
-
-        with open(path / "metrics.csv", newline="") as f:
-            rows = [{k: float(v) for k, v in r.items() if v} for r in csv.DictReader(f)]
-    accs = []
-    for r in rows:
-        acc = r.get("test_acc", r.get("test_accuracy"))
-        if acc is not None:
-            accs.append(100 * acc if acc <= 1 else acc)  # fractions (0-1) or percent
-    return RunRecord(path, config, accs)
-
-
-def _curve_text(accs: list[float]) -> str:
-    return ", ".join(f"{a:.2f}" for a in accs)
-
-
-def claim_21(runs: list[RunRecord]) -> Claim:
-    stmt = "classic NiN, Fashion-MNIST at 224, SGD 0.1, batch 64, 10 epochs: 85.74%"
-    stated = f"85.74% (curve {_curve_text(SEED_CURVE)})"
-    run = next((r for r in runs if r.config.get("recipe") == "seed" and r.accs), None)
-    run = run or next((r for r in runs if r.model == "nin_seed" and r.accs), None)
-    if run is None:
-        return Claim(
-            21, stmt, stated, "needs a run of recipe seed: `ninlab train --recipe seed`", NEEDS_RUN
-        )
-    want = {
-        "model": "nin_seed",
-        "dataset": "fashion-mnist",
-        "input_size": 224,
-        "lr": 0.1,
-        "batch_size": 64,
-        "epochs": 10,
-        "limit_train": None,
-    }
-    off = [
-        f"{k}={run.config[k]}" for k, v in want.items() if k in run.config and run.config[k] != v
-    ]
-    final = run.accs[-1]
-    delta = final - 85.74
-    verdict = HOLDS if abs(delta) <= SEED_TOLERANCE and not off else DIFFERS
-    computed = (
-        f"{final:.2f}% after {len(run.accs)} epochs ({delta:+.2f} points; holds within "
-        f"{SEED_TOLERANCE}); curve {_curve_text(run.accs)}"
-    )
-    if off:
-        computed += f"; the run differs from the recipe: {', '.join(off)}"
-    return Claim(21, stmt, stated, computed, verdict, str(run.path))
-
-
-def _pick(runs: list[RunRecord], model: str, dataset: str | None = None) -> RunRecord | None:
-    return next(
-        (
-            r
-            for r in runs
-            if r.model == model and r.accs and dataset in (None, r.config.get("dataset"))
-        ),
-        None,
-    )
-
-
-def claim_22(runs: list[RunRecord]) -> Claim:
-    stmt = "one 1x1 conv per block trains better and faster than two on a small data set"
-    one = _pick(runs, "nin_seed")
-    two = _pick(runs, "nin_d2l", one.config.get("dataset") if one else None)
-    if one is None or two is None:
-        return Claim(
-            22,
-            stmt,
-            "one 1x1 better",
-            "needs runs of nin_seed and nin_d2l on the same data set (--run twice)",
-            NEEDS_RUN,
-        )
-    better = one.accs[-1] > two.accs[-1]
-    auc1, auc2 = sum(one.accs) / len(one.accs), sum(two.accs) / len(two.accs)
-    faster = auc1 > auc2
-    verdict = HOLDS if better and faster else FAILS if not (better or faster) else DIFFERS
-    return Claim(
-        22,
-        stmt,
-        "one 1x1 better and faster",
-        f"final {one.accs[-1]:.2f}% (one) vs {two.accs[-1]:.2f}% (two); mean over epochs "
-        f"{auc1:.2f}% vs {auc2:.2f}% (faster = higher mean)",
-        verdict,
-        f"{one.path}, {two.path}",
-    )
-
-
-def claim_23(runs: list[RunRecord]) -> Claim:
-    stmt = "NiN's Fashion-MNIST test accuracy is a little lower than AlexNet's"
-    alex = _pick(runs, "alexnet_fc", "fashion-mnist")
-    nin = _pick(runs, "nin_seed", "fashion-mnist") or _pick(runs, "nin_d2l", "fashion-mnist")
-    if alex is None or nin is None:
-        return Claim(
-            23,
-            stmt,
-            "NiN a little lower",
-            "needs runs of nin_seed (or nin_d2l) and alexnet_fc on fashion-mnist (--run twice)",
-            NEEDS_RUN,
-        )
-    gap = alex.accs[-1] - nin.accs[-1]
-    verdict = FAILS if gap <= 0 else HOLDS if gap <= 3 else DIFFERS
-    return Claim(
-        23,
-        stmt,
-        "NiN a little lower (within 3 points)",
-        f"{nin.model} {nin.accs[-1]:.2f}% vs alexnet_fc {alex.accs[-1]:.2f}% "
-        f"({gap:+.2f} points for AlexNet)",
-        verdict,
-        f"{nin.path}, {alex.path}",
-    )
-
-
-def _test_sample(path: Path, samples: int, data_dir: str | None):
-    from ninlab.data import load_dataset
-    from ninlab.runs import load_run
-
-    run = load_run(path)
-    ds = load_dataset(
-        run.config.get("dataset", "fashion-mnist"), data_dir=data_dir or run.config.get("data_dir")
-    )
-    return run, ds.test_images[:samples], run.preprocess(ds.test_images[:samples])
-
-
-def _with_weights(runs: list[RunRecord]) -> list[RunRecord]:
-    from ninlab.runs import WEIGHTS
-
-    return [r for r in runs if any((r.path / w).is_file() for w in WEIGHTS)]
-
-
-def claim_24(runs: list[RunRecord], samples: int, data_dir: str | None) -> Claim:
-    stmt = "in a trained CNN, feature maps get sparser (more exact zeros after ReLU) with depth"
-    runs = _with_weights(runs)
-    if not runs:
-        return Claim(
-            24, stmt, "sparser with depth", "needs a run with weights (`--run DIR`)", NEEDS_RUN
-        )
-    r = runs[0]
-    run, _, x = _test_sample(r.path, samples, data_dir)
-    fr = relu_sparsity(run.model, x)
-    values = [f for _, f in fr]
-    verdict = sparser_with_depth(values)
-    shown = ", ".join(f"{n.split('.', 1)[-1]} {100 * f:.1f}%" for n, f in fr)
-    return Claim(
-        24,
-        stmt,
-        "zeros increase with depth",
-        f"zeros after each ReLU over {len(x)} test images: {shown}"
-        + ("" if verdict == HOLDS else "; not monotone"),
-        verdict,
-        str(r.path),
-    )
-
-
-@torch.no_grad()
-def claim_25(runs: list[RunRecord], samples: int, data_dir: str | None) -> Claim:
-    stmt = (
-        "the last layer's strongest activations, mapped back through the field, locate the object"
-    )
-    nin_runs = [r for r in _with_weights(runs) if r.model.startswith("nin")]
-    r = nin_runs[0] if nin_runs else None
-    if r is None or r.config.get("dataset") not in ("mnist", "fashion-mnist", "kmnist"):
-        return Claim(
-            25,
-            stmt,
-            "locates the object",
-            "needs a NiN run on a black-background "
-            "data set (mnist, fashion-mnist, kmnist); see also `ninlab cam`",
-            NEEDS_RUN,
-        )
-    from ninlab.data.transforms import resize
-
-    run, raw, x = _test_sample(r.path, samples, data_dir)
-    maps = run.model.class_maps(x)  # N x classes x h x w
-    pred = run.model.forward_head(run.model.forward_features(x)).argmax(1)
-    cmap = maps[torch.arange(len(x)), pred]  # N x h x w
-    s = summary(run.model, tuple(x.shape[1:]))
-    field = next(row.field for row in reversed(s.layers) if len(row.output_shape) == 3)
-    h, w = cmap.shape[1:]
-    centers = torch.tensor([[field.center(i, j) for j in range(w)] for i in range(h)])  # h w 2
-    img = resize(raw.float(), x.shape[-2:])[:, 0]  # N x H x W, 0-255
-    fg = img > 0.1 * img.amax(dim=(1, 2), keepdim=True)  # the object: pixels above 10% of max
-    rows = centers[..., 0].round().long().clamp(0, img.shape[1] - 1)
-    cols = centers[..., 1].round().long().clamp(0, img.shape[2] - 1)
-    on_object = fg[:, rows, cols]  # N x h x w: is each unit's field centre on the object?
-    best = cmap.flatten(1).argmax(1)
-    hit = on_object.flatten(1)[torch.arange(len(x)), best].float().mean().item()
-    chance = on_object.float().mean().item()
-    return Claim(
-        25,
-        stmt,
-        "the strongest unit's field centre is on the object",
-        f"{100 * hit:.1f}% of {len(x)} test images (any unit: {100 * chance:.1f}%), "
-        f"{h}x{w} class map, field {field.size[0]} px, jump {field.jump[0]} px",
-        HOLDS if hit > chance else FAILS,
-        str(r.path),
-    )
-
-
-ARITHMETIC: list[Callable[[], Claim]] = [
+SHAPE_CLAIMS: list[Callable[[], Claim]] = [
     claim_1,
     claim_2,
     claim_3,
@@ -706,32 +443,7 @@ ARITHMETIC: list[Callable[[], Claim]] = [
 ]
 
 
-def check_claims(
-    run_dirs: list[str | Path] = (), samples: int = 256, data_dir: str | None = None
-) -> list[Claim]:
-    """Every claim, checked: 1-20 by running modules, 21-25 from the given run directories."""
-    runs = [read_run(p) for p in run_dirs]  # a bad directory fails before any work
-    claims = [fn() for fn in ARITHMETIC]
-    claims += [*claim_17_18(), claim_19(), claim_20()]
-    claims += [claim_21(runs), claim_22(runs), claim_23(runs)]
-    claims += [claim_24(runs, samples, data_dir), claim_25(runs, samples, data_dir)]
-    return sorted(claims, key=lambda c: c.number)
-
-
-def claims_table(claims: list[Claim]) -> str:
-    """One block per claim: number, verdict, statement; then stated and computed values."""
-    lines = []
-    for c in claims:
-        lines.append(f"{c.number:>2}  {c.verdict.upper():<13}  {c.statement}")
-        lines.append(f"    stated:   {c.stated}")
-        lines.append(f"    computed: {c.computed}")
-        if c.run:
-            lines.append(f"    run:      {c.run}")
-    counts = {v: sum(c.verdict == v for c in claims) for v in (HOLDS, FAILS, DIFFERS, NEEDS_RUN)}
-    lines.append("")
-    lines.append(", ".join(f"{n} {v}" for v, n in counts.items()))
-    return "\n".join(lines)
-
-
-def claims_dicts(claims: list[Claim]) -> list[dict]:
-    return [asdict(c) for c in claims]
+def shape_claims() -> list[Claim]:
+    """Claims 1-20, checked now."""
+    claims = [fn() for fn in SHAPE_CLAIMS]
+    return [*claims, *claim_17_18(), claim_19(), claim_20()]
