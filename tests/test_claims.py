@@ -109,28 +109,46 @@ def _blurring_nin_fast(sign: float = 1.0) -> nn.Module:
     return model
 
 
-@pytest.mark.parametrize("sign, verdict, hit", [(1.0, HOLDS, "100.0%"), (-1.0, FAILS, "0.0%")])
-def test_claim_25_on_squares_under_known_units(tmp_path, sign, verdict, hit):
-    """nin_fast's 4x4 class map has units every 8 px, field centres at 3.5, 11.5, 19.5 and 27.5
-    px. Nine test images hold a bright 6x6 square under the centre of unit (i, j), i, j < 3, on
-    black. Each square covers 1 of the 16 unit centres: 'any unit' is 1/16 = 6.2%."""
+def _squares_run(tmp_path, sign: float = 1.0):
+    """A run of the blurring nin_fast (mean 0, std 1: inputs are pixel / 255) whose test set is
+    nine black 28x28 images, each with a white 6x6 square at rows and columns 8a+1 .. 8a+6 and
+    8b+1 .. 8b+6 (a, b in 0..2): under the field centre (3.5 + 8a, 3.5 + 8b) of the 4x4 class
+    map's unit (a, b)."""
     images = torch.zeros(9, 28, 28, dtype=torch.uint8)
     for k in range(9):
-        top, left = 8 * (k // 3) + 1, 8 * (k % 3) + 1  # rows 1-6 around centre 3.5, ...
+        top, left = 8 * (k // 3) + 1, 8 * (k % 3) + 1
         images[k, top : top + 6, left : left + 6] = 255
     root = tmp_path / "data" / "fashion-mnist"
     root.mkdir(parents=True)
-    for prefix, n in (("train", 9), ("t10k", 9)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images[:n])
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", torch.zeros(n, dtype=torch.uint8))
+    for prefix in ("train", "t10k"):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", torch.zeros(9, dtype=torch.uint8))
     run = tmp_path / "run"
     _, cfg = make_run_dir(run, "nin_fast", data_dir=str(tmp_path / "data"), mean=[0.0], std=[1.0])
     for name in ("best.safetensors", "final.safetensors"):
         save_weights(_blurring_nin_fast(sign), run / name, TrainConfig.from_dict(cfg))
-    c = {c.number: c for c in check_claims([run], limit=9)}[25]
+    return {c.number: c for c in check_claims([run], limit=9)}
+
+
+@pytest.mark.parametrize("sign, verdict, hit", [(1.0, HOLDS, "100.0%"), (-1.0, FAILS, "0.0%")])
+def test_claim_25_on_squares_under_known_units(tmp_path, sign, verdict, hit):
+    """The map is strongest (sign +1) on the unit over the square, weakest (sign -1) there. Each
+    square covers 1 of the 16 unit centres, so 'any unit' is 1/16 = 6.2%."""
+    c = _squares_run(tmp_path, sign)[25]
     assert c.verdict == verdict
     assert c.computed.startswith(f"{hit} of 9 test images (any unit: 6.2%)")
     assert "4x4 class map, field 40 px, jump 8 px" in c.computed
+
+
+def test_claim_24_zeros_by_hand(tmp_path):
+    """The first ReLU follows a 5x5 averaging conv (padding 2): an output is non-zero exactly
+    where its window touches the square, i.e. within 2 px of it. Rows 0-8, 7-16 and 15-24 (9,
+    10 and 10 rows) for the three square rows, the same for columns: (9 + 10 + 10)^2 = 841
+    non-zero of 9 x 784 = 7,056 positions, so 1 - 841 / 7056 = 88.1% zeros. Blurring spreads
+    the squares, so the deeper layers have fewer zeros: the statement does not hold."""
+    c = _squares_run(tmp_path)[24]
+    assert "zeros after each ReLU over 9 test images: block1.relu 88.1%" in c.computed
+    assert c.verdict == FAILS
 
 
 def test_training_claims_from_runs(tmp_path, capsys):
