@@ -325,3 +325,19 @@ def test_cli_batch_size_below_one_is_refused_by_the_parser(tmp_path, capsys, ver
     err = capsys.readouterr().err
     assert err.strip().endswith("argument --batch-size: must be at least 1 (got 0)")
     assert not (tmp_path / f"x.{suffix}").exists()
+
+
+def test_cli_export_without_onnx_is_one_sentence(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("onnx", "onnxscript") else find_spec(name, *a),
+    )
+    make_run_dir(tmp_path / "run")
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ninlab: error: ONNX export needs the package(s) onnx, onnxscript, not")
+    assert not (tmp_path / "m.onnx").exists()

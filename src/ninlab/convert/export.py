@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import warnings
@@ -11,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ninlab.errors import NinlabError
+
 
 def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, int, int]) -> None:
     """Write `model` as ONNX: input "images" (N, C, H, W) with N, H and W dynamic, output
@@ -18,6 +21,12 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, int,
 
     Uses the torch.export-based exporter (`dynamo=True`), quietly.
     """
+    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise NinlabError(
+            f"ONNX export needs the package(s) {', '.join(missing)}, not installed here; "
+            'pip install "ninlab[onnx]" (or pip install -e ".[onnx]" in a checkout).'
+        )
     model = model.eval()
     x = torch.zeros(2, *input_shape)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
