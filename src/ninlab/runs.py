@@ -48,11 +48,18 @@ from ninlab.train import (
     fit,
     format_confusion,
     per_class_accuracy,
-    pick_device,
     predict_logits,
     prepare_config,
     to_input,
 )
+from ninlab.train.distributed import (
+    LostProcess,
+    device_for,
+    env_world,
+    on_main,
+    process_group,
+)
+from ninlab.train.loop import placement
 
 CONFIG = "config.json"
 METRICS_CSV, METRICS_JSONL = "metrics.csv", "metrics.jsonl"
@@ -254,9 +261,32 @@ def train_run(
     log: Callable[[str], None] | None = print,
     callbacks: Sequence[Callback] = (),
 ) -> tuple[list[dict], Path]:
-    """Train from a config into a new run directory; returns (history, run directory)."""
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    cfg = prepare_config(cfg, data)
+    """Train from a config into a new run directory; returns (history, run directory).
+
+    Under torchrun every process calls it with the same config; they join one process group,
+    and rank 0 alone writes the directory and the log."""
+    world = env_world()
+    with process_group(placement(cfg, world), cfg.dist_timeout) as world:
+        log = log if world.main else None
+        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+        cfg = prepare_config(cfg, data)
+        out = Path(on_main(world, lambda: str(_new_run_dir(cfg, out))))
+        model = build_model(cfg)
+        if log:
+            params = sum(p.numel() for p in model.parameters())
+            procs = f", {world.size} processes" if world.size > 1 else ""
+            log(
+                f"{cfg.model} ({params:,} parameters) on {cfg.dataset}: "
+                f"{min(cfg.limit_train or 10**12, len(data.train_images)):,} train / "
+                f"{len(data.test_images):,} test images at {cfg.input_size} px, recipe "
+                f"{cfg.recipe}, {cfg.epochs} epochs, device {device_for(cfg.device, world)}"
+                f"{procs}, {cfg.threads or torch.get_num_threads()} threads; run in {out}"
+            )
+        return _fit(model, data, cfg, out, None, world, progress, log, callbacks), out
+
+
+def _new_run_dir(cfg: TrainConfig, out: str | Path | None) -> Path:
+    """The run directory of a new run, with its config.json written (rank 0)."""
     out = Path(out) if out else default_out(cfg)
     if (out / CHECKPOINT).exists() or (out / WEIGHTS["final"]).exists():
         raise NinlabError(
@@ -264,17 +294,7 @@ def train_run(
             "pass another --out."
         )
     write_config(out, cfg)
-    model = build_model(cfg)
-    if log:
-        params = sum(p.numel() for p in model.parameters())
-        log(
-            f"{cfg.model} ({params:,} parameters) on {cfg.dataset}: "
-            f"{min(cfg.limit_train or 10**12, len(data.train_images)):,} train / "
-            f"{len(data.test_images):,} test images at {cfg.input_size} px, recipe {cfg.recipe}, "
-            f"{cfg.epochs} epochs, device {pick_device(cfg.device)}, "
-            f"{cfg.threads or torch.get_num_threads()} threads; run in {out}"
-        )
-    return _fit(model, data, cfg, out, None, progress, log, callbacks), out
+    return out
 
 
 def resume_run(
@@ -284,31 +304,46 @@ def resume_run(
     log: Callable[[str], None] | None = print,
     callbacks: Sequence[Callback] = (),
 ) -> tuple[list[dict], Path]:
-    """Continue an interrupted run from its checkpoint; returns (history, run directory)."""
-    run_dir = Path(run_dir)
-    ckpt = read_checkpoint(run_dir)
-    cfg = TrainConfig.from_dict(ckpt["config"])
+    """Continue an interrupted run from its checkpoint; returns (history, run directory).
+    Under torchrun rank 0 reads the checkpoint and hands it to the others."""
+    run_dir, world = Path(run_dir), env_world()
+    try:  # rank 0 must read it; another machine may not hold the directory, and waits for it
+        ckpt = read_checkpoint(run_dir)
+    except NinlabError:
+        if world.main:
+            raise
+        ckpt = None
+    cfg = TrainConfig.from_dict(ckpt["config"] if ckpt else {})
     if device:
         cfg.device = device
-    if ckpt["epoch"] >= cfg.epochs:
-        raise NinlabError(f"{run_dir} already finished its {cfg.epochs} epochs.")
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    model = create_model(cfg.model, num_classes=len(cfg.classes), in_chans=cfg.in_chans)
-    if log:
-        log(f"resuming {run_dir} at epoch {ckpt['epoch'] + 1}, step {ckpt['step']}")
-    return _fit(model, data, cfg, run_dir, ckpt, progress, log, callbacks), run_dir
+    with process_group(device_for(cfg.device, world), cfg.dist_timeout) as world:
+        log = log if world.main else None
+        ckpt = on_main(world, lambda: ckpt)  # rank 0's checkpoint on every rank
+        cfg = TrainConfig.from_dict(ckpt["config"])
+        if device:
+            cfg.device = device
+        if ckpt["epoch"] >= cfg.epochs:
+            raise NinlabError(f"{run_dir} already finished its {cfg.epochs} epochs.")
+        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+        model = create_model(cfg.model, num_classes=len(cfg.classes), in_chans=cfg.in_chans)
+        if log:
+            log(f"resuming {run_dir} at epoch {ckpt['epoch'] + 1}, step {ckpt['step']}")
+        return _fit(model, data, cfg, run_dir, ckpt, world, progress, log, callbacks), run_dir
 
 
-def _fit(model, data, cfg, out: Path, ckpt, progress, log, callbacks) -> list[dict]:
-    """fit() writing into `out`; a stop or a divergence says what is left in the directory."""
+def _fit(model, data, cfg, out: Path, ckpt, world, progress, log, callbacks) -> list[dict]:
+    """fit() writing into `out` (rank 0); a stop or a divergence says what is in the directory."""
+    writer = [RunWriter(out)] if world.main else []
     try:
         history = fit(
-            model, data, cfg, [RunWriter(out), *callbacks], resume=ckpt, progress=progress, log=log
+            model, data, cfg, [*writer, *callbacks], resume=ckpt, progress=progress, log=log
         )
     except Interrupted as e:
         raise Interrupted(
             f"{e}; checkpoint written. Resume with: ninlab train --resume {out}", e.signum
         ) from None
+    except LostProcess as e:
+        raise LostProcess(f"{e} Resume with: ninlab train --resume {out}") from None
     except Diverged as e:
         kept = (out / CHECKPOINT).is_file()
         raise Diverged(

@@ -14,6 +14,7 @@ import sys
 
 from ninlab.errors import NinlabError
 from ninlab.train import Interrupted
+from ninlab.train.distributed import env_world
 from ninlab.version import __version__
 
 DESCRIPTION = """\
@@ -75,14 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line as given (`train --nproc` passes it on to torchrun)
     try:
         return args.run(args) or 0
-    except Interrupted as e:  # a requested stop, not an error: the checkpoint is written
-        print(f"\nninlab: {e}")
+    except Interrupted as e:  # a requested stop, not an error: rank 0 wrote the checkpoint
+        if env_world().main:  # (the process group is gone by now; torchrun's RANK is not)
+            print(f"\nninlab: {e}")
         return e.exit_code
     except NinlabError as e:
-        print(f"ninlab: error: {e}", file=sys.stderr)
+        rank = env_world().rank
+        print(f"ninlab{f' (rank {rank})' if rank else ''}: error: {e}", file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # e.g. `ninlab eval RUN | head`: the reader left, nothing to say
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)

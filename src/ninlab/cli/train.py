@@ -10,9 +10,18 @@ Recipes: fast (default: nin_fast, native resolution, batch norm, augmentation, o
 seed (the classic NiN recipe: nin_seed at 224 px, SGD lr 0.1, batch 64, 10 epochs),
 d2l (nin_d2l, batch 128, Xavier init, otherwise as seed). Options override the recipe.
 
+Several processes (DistributedDataParallel; --batch-size stays the global batch): --nproc N on
+this machine, or torchrun for several machines, every machine running the same command:
+  torchrun --nnodes 2 --node-rank K --nproc-per-node 1 --rdzv-backend c10d \
+      --rdzv-endpoint HOST:29500 -m ninlab train --out runs/ddp
+On CUDA the default precision is bf16 autocast (where the GPU has it), with channels-last and
+cudnn.benchmark (off with --deterministic); --compile adds torch.compile.
+
 Examples:
   ninlab train
   ninlab train --epochs 1 --limit-train 2000 --out /tmp/r
+  ninlab train --nproc 2 --epochs 1 --limit-train 2000 --out /tmp/ddp
+  ninlab train --device cuda --precision bf16 --compile
   ninlab train --recipe seed --out runs/seed
   ninlab train --dataset cifar10 --model nin_cifar --optimizer adamw --lr 2e-3
   ninlab train --resume runs/nin_fast-fashion-mnist-20261123-101500
@@ -23,11 +32,12 @@ from __future__ import annotations
 from ninlab.cli.options import add_data_dir, add_dataset, at_least
 from ninlab.errors import NinlabError
 from ninlab.runs import resume_run, train_run
-from ninlab.train import RECIPES, resolve
+from ninlab.train import PRECISIONS, RECIPES, TrainConfig, World, launch_local, placement, resolve
 
 # options that set the config of a new run; --resume takes the saved one instead
 CONFIG_OPTIONS = ("recipe", "model", "dataset", "epochs", "batch_size", "lr", "optimizer", "seed",
-                  "limit_train", "out")  # fmt: skip
+                  "limit_train", "out", "precision", "compile", "deterministic", "sync_bn",
+                  "dist_timeout")  # fmt: skip
 
 
 def add_arguments(p) -> None:
@@ -36,31 +46,51 @@ def add_arguments(p) -> None:
     add_dataset(p, "the data set (default fashion-mnist)")
     add_data_dir(p)
     p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, metavar="N", help="training images per step")
+    p.add_argument("--batch-size", type=int, metavar="N", help="training images per step (global)")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--optimizer", help="sgd or adamw")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (default), cpu or cuda")
-    p.add_argument(
-        "--threads", type=at_least(1), help="CPU threads for torch (default: one per core)"
-    )
+    p.add_argument("--precision", choices=PRECISIONS, help="autocast (default auto: bf16 on CUDA)")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--deterministic", action="store_true", default=None, help="no cudnn.benchmark")
+    p.add_argument("--no-sync-bn", dest="sync_bn", action="store_false", default=None,
+                   help="batch-norm statistics per process even on CUDA")  # fmt: skip
+    p.add_argument("--nproc", type=at_least(1), help="train as N processes on this machine")
+    p.add_argument("--timeout", dest="dist_timeout", type=float, metavar="S",
+                   help="seconds a process waits for the others (default 300)")  # fmt: skip
+    p.add_argument("--threads", type=at_least(1), help="CPU threads per process (default: cores)")
     p.add_argument("--limit-train", type=int, metavar="N", help="train on the first N images")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATASET-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def config(args) -> TrainConfig:
+    given = {k: getattr(args, k) for k in CONFIG_OPTIONS if k not in ("recipe", "out")}
+    return resolve(args.recipe or "fast", **given, data_dir=args.data_dir, device=args.device,
+                   threads=args.threads)  # fmt: skip
+
+
 def run(args) -> int:
-    given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
-    progress = not args.no_progress
+    given = [k for k in CONFIG_OPTIONS if getattr(args, k) is not None]
+    if args.resume and given:
+        flag = "--" + given[0].replace("_", "-").replace("dist-", "")
+        raise NinlabError(f"--resume continues a run with its saved config; drop {flag}.")
+    if args.nproc:  # the same command as N processes under torchrun; bad input is refused once
+        if not args.resume:
+            placement(config(args), World(size=args.nproc))
+        return launch_local(args.nproc, without_nproc(args.argv))
     if args.resume:
-        if given:
-            flag = "--" + next(iter(given)).replace("_", "-")
-            raise NinlabError(f"--resume continues a run with its saved config; drop {flag}.")
-        resume_run(args.resume, device=args.device, progress=progress)
-        return 0
-    out = given.pop("out", None)
-    cfg = resolve(given.pop("recipe", "fast"), **given, data_dir=args.data_dir,
-                  device=args.device, threads=args.threads)  # fmt: skip
-    train_run(cfg, out, progress=progress)
+        resume_run(args.resume, device=args.device, progress=not args.no_progress)
+    else:
+        train_run(config(args), args.out, progress=not args.no_progress)
     return 0
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line after `train`, without --nproc N."""
+    argv = argv[argv.index("train") + 1 :]
+    drop = {i for i, a in enumerate(argv) if a == "--nproc"}
+    drop |= {i + 1 for i in drop} | {i for i, a in enumerate(argv) if a.startswith("--nproc=")}
+    return [a for i, a in enumerate(argv) if i not in drop]

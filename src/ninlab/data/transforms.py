@@ -45,17 +45,25 @@ def resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
 
 
-def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None):
+def random_translate(
+    x: torch.Tensor,
+    max_shift: int,
+    generator: torch.Generator | None = None,
+    of: int | None = None,
+    part: slice = slice(None),
+):
     """Shift each image by its own (dy, dx) in [-max_shift, max_shift], filling with zeros.
 
     Done as one gather: pad by max_shift, then index rows dy..dy+H and columns dx..dx+W per image.
+    When x is `part` of a batch of `of` images, the shifts are drawn for the whole batch and x
+    gets its part's, so the result does not depend on how a batch is split between processes.
     """
     if max_shift <= 0:
         return x
     n, c, h, w = x.shape
     s = max_shift
     padded = F.pad(x, (s, s, s, s))
-    off = torch.randint(0, 2 * s + 1, (2, n), generator=generator).to(x.device)
+    off = torch.randint(0, 2 * s + 1, (2, of or n), generator=generator)[:, part].to(x.device)
     rows = (off[0, :, None] + torch.arange(h, device=x.device))[:, None, :, None]  # N 1 H 1
     cols = (off[1, :, None] + torch.arange(w, device=x.device))[:, None, None, :]  # N 1 1 W
     batch = torch.arange(n, device=x.device)[:, None, None, None]
@@ -63,9 +71,15 @@ def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator
     return padded[batch, chan, rows, cols]
 
 
-def random_flip(x: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5):
-    """Mirror each image left-right with probability p."""
-    flip = (torch.rand(x.shape[0], generator=generator) < p).to(x.device)
+def random_flip(
+    x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    p: float = 0.5,
+    of: int | None = None,
+    part: slice = slice(None),
+):
+    """Mirror each image left-right with probability p (drawn for a batch of `of`, as above)."""
+    flip = (torch.rand(of or x.shape[0], generator=generator) < p)[part].to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 

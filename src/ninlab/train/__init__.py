@@ -13,18 +13,23 @@ import torch
 from ninlab.data import Dataset
 from ninlab.data.transforms import channel_stats
 from ninlab.models import create_model
-from ninlab.train.config import RECIPES, TrainConfig, resolve, validate
+from ninlab.train.config import PRECISIONS, RECIPES, TrainConfig, resolve, validate
+from ninlab.train.distributed import (
+    World,
+    current_world,
+    device_for,
+    launch_local,
+    process_group,
+)
+from ninlab.train.evaluation import evaluate, predict_logits, to_input
 from ninlab.train.loop import (
     Callback,
     Diverged,
     Interrupted,
     TrainState,
-    evaluate,
     fit,
-    init_weights,
     pick_device,
-    predict_logits,
-    to_input,
+    placement,
 )
 from ninlab.train.metrics import (
     confusion_figure,
@@ -33,25 +38,33 @@ from ninlab.train.metrics import (
     format_confusion,
     per_class_accuracy,
 )
+from ninlab.train.optim import init_weights
 
 __all__ = [
+    "PRECISIONS",
     "RECIPES",
     "Callback",
     "Diverged",
     "Interrupted",
     "TrainConfig",
     "TrainState",
+    "World",
     "build_model",
     "confusion_figure",
     "confusion_matrix",
+    "current_world",
     "curves_figure",
+    "device_for",
     "evaluate",
     "fit",
     "format_confusion",
+    "launch_local",
     "per_class_accuracy",
     "pick_device",
+    "placement",
     "predict_logits",
     "prepare_config",
+    "process_group",
     "resolve",
     "to_input",
     "validate",

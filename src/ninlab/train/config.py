@@ -38,6 +38,11 @@ class TrainConfig:
     channels_last: bool = True  # NHWC memory format: faster convolutions on CPU (oneDNN)
     seed: int = 0  # fixes initialisation, batch order, augmentation and dropout
     device: str = "auto"  # "auto" (cuda when present), "cpu" or "cuda"
+    precision: str = "auto"  # "fp32", "bf16" or "fp16" autocast; auto = bf16 on CUDA that has it
+    compile: bool = False  # torch.compile the model (slower than eager on a 2-core CPU)
+    deterministic: bool = False  # CUDA: no cudnn.benchmark, deterministic kernels
+    sync_bn: bool = True  # several CUDA processes: batch-norm statistics over the global batch
+    dist_timeout: float = 300.0  # seconds a process waits for the others before it gives up
     threads: int | None = None  # torch CPU threads; None = torch's default (one per core)
     limit_train: int | None = None  # train on the first N images only (quick runs and tests)
     eval_batch_size: int = 200  # test images per forward pass
@@ -61,6 +66,8 @@ SEED = dict(
     schedule="constant", label_smoothing=0.0, translate=0, flip=False, tta_flip=False,
     channels_last=False,
 )  # fmt: skip
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 RECIPES: dict[str, dict] = {
     "fast": {},  # the TrainConfig defaults
@@ -105,6 +112,11 @@ def validate(cfg: TrainConfig) -> None:
             cfg.init in ("default", "xavier"),
             f"unknown init {cfg.init!r}; choose default or xavier.",
         ),
+        (
+            cfg.precision in PRECISIONS,
+            f"unknown precision {cfg.precision!r}; choose {', '.join(PRECISIONS)}.",
+        ),
+        (cfg.dist_timeout > 0, f"--timeout must be positive (got {cfg.dist_timeout})."),
     ]
     for ok, message in checks:
         if not ok:

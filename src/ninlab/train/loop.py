@@ -5,12 +5,18 @@ and augmented there as one batched op (see ninlab.data.transforms). Everything r
 `config.seed`: initialisation (global RNG, seeded before the model is built), the batch order of
 epoch e and its augmentation (generators seeded from (seed, e)), and dropout (global RNG, saved in
 checkpoints). So a run resumed from a checkpoint ends in the same weights as one never stopped
-(bit-identical on CPU with the same thread count).
+(bit-identical on CPU with the same thread count and number of processes).
+
+On several processes (torchrun; see ninlab.train.distributed) the model is wrapped in
+DistributedDataParallel and each rank trains on its slice of every global batch. The step loop
+never waits for the device: loss and accuracy are summed there, and read (one host sync, and one
+all-reduce that also agrees on stopping) only every SYNC_EVERY steps and at the end of an epoch.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import signal
 import threading
 import time
@@ -20,14 +26,25 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ninlab.data import BatchLoader, Dataset, epoch_generator
-from ninlab.data.transforms import random_flip, random_translate, resize, to_channels, to_float
 from ninlab.errors import NinlabError
 from ninlab.train.config import TrainConfig
+from ninlab.train.distributed import (
+    LostProcess,
+    World,
+    amp_dtype,
+    autocast,
+    current_world,
+    device_for,
+)
+from ninlab.train.evaluation import evaluate, to_input
+from ninlab.train.optim import make_optimizer, make_scheduler
 
 EXPLODED = 10  # an epoch's mean train loss above EXPLODED * ln(classes) means divergence
+SYNC_EVERY = 10  # steps between reads of the running loss (progress bar, NaN check, stop)
 
 
 class Diverged(NinlabError):
@@ -61,6 +78,8 @@ class TrainState:
     step: int = 0  # batches done in the current epoch (0 at an epoch boundary)
     history: list[dict] = field(default_factory=list)
     partial: dict = field(default_factory=dict)  # mid-epoch: loss sums and generator states
+    scaler: torch.amp.GradScaler | None = None  # fp16 only
+    world_size: int = 1  # processes training together
     stop_reason: str | None = None
     stop_signum: int | None = None
 
@@ -79,7 +98,10 @@ class TrainState:
             "history": self.history,
             "partial": self.partial,
             "rng_cpu": torch.get_rng_state(),
+            "world_size": self.world_size,
         }
+        if self.scaler is not None and self.scaler.is_enabled():
+            ckpt["scaler"] = self.scaler.state_dict()
         if torch.cuda.is_available():
             ckpt["rng_cuda"] = torch.cuda.get_rng_state_all()
         return ckpt
@@ -91,6 +113,8 @@ class TrainState:
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
         self.history, self.partial = ckpt["history"], ckpt["partial"]
         torch.set_rng_state(ckpt["rng_cpu"])
+        if "scaler" in ckpt and self.scaler is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt["scaler"])
         if "rng_cuda" in ckpt and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
 
@@ -105,104 +129,13 @@ class Callback:
     def on_interrupt(self, state: TrainState) -> None: ...
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NinlabError(
-            f"--device {name} was asked for but this machine has no usable CUDA GPU; "
-            "use --device cpu (or auto)."
-        )
-    return torch.device(name)
-
-
-def to_input(images: torch.Tensor, cfg: TrainConfig, gen: torch.Generator | None = None):
-    """uint8 batch -> model input: normalise, resize, augment (when gen is given), channels."""
-    x = to_float(images, cfg.mean, cfg.std)
-    x = resize(x, cfg.input_size)
-    if gen is not None:
-        x = random_translate(x, cfg.translate, gen)
-        if cfg.flip:
-            x = random_flip(x, gen)
-    x = to_channels(x, cfg.in_chans)
-    if cfg.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, device=None):
-    """Logits for uint8 images in batches (averaged with the mirror image when cfg.tta_flip)."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    for i in range(0, len(images), cfg.eval_batch_size):
-        x = to_input(images[i : i + cfg.eval_batch_size].to(device), cfg)
-        logits = model(x)
-        if cfg.tta_flip:
-            logits = (logits + model(x.flip(-1))) / 2
-        out.append(logits.float())
-    model.train(was_training)
-    return torch.cat(out)
-
-
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig):
-    """Test loss (plain cross-entropy), accuracy and predictions on uint8 images."""
-    logits = predict_logits(model, images, cfg)
-    labels = labels.to(logits.device)
-    preds = logits.argmax(1)
-    return {
-        "loss": F.cross_entropy(logits, labels).item(),
-        "acc": (preds == labels).float().mean().item(),
-        "preds": preds.cpu(),
-        "logits": logits.cpu(),
-    }
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig):
-    """Weight decay on conv/linear weights only (not on biases or batch-norm parameters)."""
-    decay = [p for p in model.parameters() if p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.dim() <= 1]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    return torch.optim.SGD(
-        groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0
-    )
-
-
-def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
-    """'onecycle': lr rises linearly from 0 over the warm-up, then falls linearly to 0."""
-    if cfg.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    warm = max(1, round(cfg.warmup * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def init_weights(model: nn.Module, kind: str) -> None:
-    if kind == "xavier":
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-
 class _StopOnSignal:
-    """SIGINT/SIGTERM ask for a clean stop after the current batch; a second Ctrl-C aborts."""
+    """SIGINT/SIGTERM ask for a clean stop after the current batch; a second Ctrl-C aborts. Under
+    torchrun a Ctrl-C reaches a process twice (from the terminal and from the agent), so there a
+    repeated signal only asks again."""
 
-    def __init__(self, state: TrainState):
-        self.state, self.old = state, {}
+    def __init__(self, state: TrainState, world: World):
+        self.state, self.old, self.world = state, {}, world
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -211,13 +144,31 @@ class _StopOnSignal:
         return self
 
     def _handle(self, signum, frame):
-        if self.state.stop_reason and signum == signal.SIGINT:
+        if self.state.stop_reason and signum == signal.SIGINT and self.world.size == 1:
             raise KeyboardInterrupt
         self.state.request_stop(f"received {signal.Signals(signum).name}", signum)
 
     def __exit__(self, *exc):
         for sig, handler in self.old.items():
             signal.signal(sig, handler)
+
+
+def pick_device(name: str) -> torch.device:
+    """The device `--device name` means for this process."""
+    return device_for(name, current_world())
+
+
+def placement(cfg: TrainConfig, world: World) -> torch.device:
+    """This process's device, after refusing what cannot run: CUDA where there is none, fp16 on
+    the CPU, a global batch that the processes cannot share evenly."""
+    device = device_for(cfg.device, world)
+    amp_dtype(cfg.precision, device)
+    if cfg.batch_size % world.size:
+        raise NinlabError(
+            f"--batch-size {cfg.batch_size} is the global batch and must split evenly over "
+            f"{world.size} processes; pick a multiple of {world.size}."
+        )
+    return device
 
 
 def fit(
@@ -233,11 +184,18 @@ def fit(
 
     `config` must be complete (see ninlab.train.prepare_config). Raises Diverged or Interrupted
     (after calling the callbacks' on_interrupt, which write a checkpoint) instead of returning.
+    Inside a process group (torchrun, or a user's own `init_process_group`) it trains with DDP:
+    every rank calls it with the same arguments; only rank 0 logs and shows progress, while
+    callbacks run on every rank.
     """
-    cfg = config
+    cfg, world = config, current_world()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    device = placement(cfg, world)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not cfg.deterministic
+        torch.backends.cudnn.deterministic = cfg.deterministic
+    log, progress = (log, progress) if world.main else (None, False)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -247,54 +205,138 @@ def fit(
     loader = BatchLoader(train_x, train_y, cfg.batch_size, shuffle=True, seed=cfg.seed)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * len(loader))
-    state = TrainState(cfg, model, optimizer, scheduler)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+    state = TrainState(cfg, model, optimizer, scheduler, scaler=scaler, world_size=world.size)
     if resume is not None:
         state.load(resume)
+        was = resume.get("world_size", 1)
+        if log and was != world.size:
+            log(f"resuming with {world.size} processes where the run had {was}: the same images "
+                "and augmentation, but not bit-identical (summation order and, on the CPU, "
+                "per-process batch-norm statistics differ)")  # fmt: skip
+    net = _parallel(model, cfg, world, device, log)  # after loading: DDP starts from rank 0's
     chance = math.log(data.num_classes)
-    with _StopOnSignal(state):
-        while state.epoch < cfg.epochs:
-            _train_epoch(state, loader, device, callbacks, progress)
-            t_eval = time.perf_counter()
-            ev = evaluate(model, data.test_images, data.test_labels, cfg)
-            row = dict(state.partial["row"], test_loss=ev["loss"], test_acc=ev["acc"])
-            row["eval_time"] = time.perf_counter() - t_eval
-            row["elapsed"] = state.partial["elapsed_before"] + row["train_time"] + row["eval_time"]
-            state.history.append(row)
-            state.epoch, state.step, state.partial = state.epoch + 1, 0, {}
-            if log:
-                log(
-                    f"Epoch [{state.epoch}/{cfg.epochs}], Train Loss: {row['train_loss']:.4f}, "
-                    f"Test Loss: {row['test_loss']:.4f}, Acc: {100 * row['test_acc']:.2f}%"
-                    f"  ({row['train_time'] + row['eval_time']:.1f} s, "
-                    f"{row['images_per_s']:,.0f} img/s)"
-                )
-            if not row["train_loss"] < EXPLODED * chance or not math.isfinite(row["test_loss"]):
-                raise Diverged(
-                    f"training diverged in epoch {state.epoch}: the mean train loss was "
-                    f"{row['train_loss']:.4g} (test loss {row['test_loss']:.4g}), more than "
-                    f"{EXPLODED} times the chance level ln({data.num_classes}) = {chance:.4f}; "
-                    f"try a lower --lr (now {cfg.lr:g}) or --optimizer adamw."
-                )
-            if abs(row["train_loss"] - chance) < 1e-3 and ev["preds"].unique().numel() == 1:
-                raise Diverged(
-                    f"training collapsed in epoch {state.epoch}: the loss is stuck at "
-                    f"ln({data.num_classes}) = {chance:.4f} and every test image is predicted as "
-                    f"{data.classes[int(ev['preds'][0])]!r} (dead class maps); try a lower --lr, "
-                    "another --seed, or --optimizer adamw."
-                )
-            for cb in callbacks:
-                cb.on_epoch_end(state)
-            if state.stop_reason and state.epoch < cfg.epochs:
+    try:
+        with _StopOnSignal(state, world):
+            while state.epoch < cfg.epochs:
+                _train_epoch(state, net, loader, device, world, callbacks, progress, log)
+                _end_epoch(state, data, world, chance, log)
                 for cb in callbacks:
-                    cb.on_interrupt(state)
-                raise Interrupted(
-                    f"{state.stop_reason}: stopped after epoch {state.epoch}", state.stop_signum
-                )
+                    cb.on_epoch_end(state)
+                if _agree(state, world, device)[0] and state.epoch < cfg.epochs:
+                    for cb in callbacks:
+                        cb.on_interrupt(state)
+                    world.barrier()  # nobody leaves before rank 0 has written the checkpoint
+                    raise Interrupted(
+                        f"{state.stop_reason}: stopped after epoch {state.epoch}", state.stop_signum
+                    )
+    except RuntimeError as e:
+        if world.size == 1 or not _is_dist_error(e):
+            raise
+        reason = re.sub(r"\[[^\]]*\]\s*", "", str(e).splitlines()[0]).split(". ")[0]
+        raise LostProcess(
+            f"process {world.rank} of {world.size} lost contact with the others ({reason}); "
+            "the run directory keeps its last checkpoint."
+        ) from None
     return state.history
 
 
-def _train_epoch(state: TrainState, loader: BatchLoader, device, callbacks, progress) -> None:
-    cfg, model, optimizer, scheduler = state.config, state.model, state.optimizer, state.scheduler
+def _parallel(model: nn.Module, cfg: TrainConfig, world: World, device, log) -> nn.Module:
+    """What the training step calls: DDP around the model on several processes (with
+    SyncBatchNorm on CUDA), compiled when asked."""
+    net = model
+    if world.size > 1:
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        if has_bn and cfg.sync_bn and device.type == "cuda":
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif has_bn and log:
+            log(f"batch norm: statistics per process ({cfg.batch_size // world.size} images "
+                "each); SyncBatchNorm needs CUDA")  # fmt: skip
+        net = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return _compiled(net, log) if cfg.compile else net
+
+
+def _compiled(net: nn.Module, log) -> Callable[[torch.Tensor], torch.Tensor]:
+    """torch.compile(net), falling back to net itself (with one line) if compilation fails."""
+    compiled = torch.compile(net)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        nonlocal compiled
+        if compiled is None:
+            return net(x)
+        try:
+            return compiled(x)
+        except Exception as e:
+            if not type(e).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                raise
+            if log:
+                log(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+                    "training without it")  # fmt: skip
+            compiled = None
+            return net(x)
+
+    return forward
+
+
+def _is_dist_error(e: RuntimeError) -> bool:
+    text = str(e).lower()
+    dist_error = getattr(torch.distributed, "DistError", ())
+    return isinstance(e, dist_error) or any(
+        w in text for w in ("gloo", "nccl", "connection", "peer")
+    )
+
+
+def _agree(state: TrainState, world: World, device, loss_sum=None) -> tuple[bool, bool]:
+    """(stop, non-finite loss), the same on every rank: one small all-reduce (max) of the flags."""
+    bad = loss_sum is not None and not torch.isfinite(loss_sum)
+    if world.size == 1:
+        return bool(state.stop_reason), bool(bad)
+    flags = torch.tensor([bool(state.stop_reason), bad], dtype=torch.float32, device=device)
+    stop, bad = (bool(v) for v in world.max(flags).tolist())
+    if stop and not state.stop_reason:
+        state.request_stop("another process was asked to stop")
+    return stop, bad
+
+
+def _end_epoch(state: TrainState, data: Dataset, world: World, chance: float, log) -> None:
+    """Evaluate, record the epoch's row, log it, and apply the divergence guard."""
+    cfg, model = state.config, state.model
+    t_eval = time.perf_counter()
+    for b in model.buffers():  # batch-norm statistics: rank 0's, as saved
+        world.broadcast(b)
+    ev = evaluate(model, data.test_images, data.test_labels, cfg, world)
+    row = dict(state.partial["row"], test_loss=ev["loss"], test_acc=ev["acc"])
+    row["eval_time"] = time.perf_counter() - t_eval
+    row["elapsed"] = state.partial["elapsed_before"] + row["train_time"] + row["eval_time"]
+    state.history.append(row)
+    state.epoch, state.step, state.partial = state.epoch + 1, 0, {}
+    if log:
+        log(
+            f"Epoch [{state.epoch}/{cfg.epochs}], Train Loss: {row['train_loss']:.4f}, "
+            f"Test Loss: {row['test_loss']:.4f}, Acc: {100 * row['test_acc']:.2f}%"
+            f"  ({row['train_time'] + row['eval_time']:.1f} s, "
+            f"{row['images_per_s']:,.0f} img/s)"
+        )
+    if not row["train_loss"] < EXPLODED * chance or not math.isfinite(row["test_loss"]):
+        raise Diverged(
+            f"training diverged in epoch {state.epoch}: the mean train loss was "
+            f"{row['train_loss']:.4g} (test loss {row['test_loss']:.4g}), more than "
+            f"{EXPLODED} times the chance level ln({data.num_classes}) = {chance:.4f}; "
+            f"try a lower --lr (now {cfg.lr:g}) or --optimizer adamw."
+        )
+    if abs(row["train_loss"] - chance) < 1e-3 and ev["preds"].unique().numel() == 1:
+        raise Diverged(
+            f"training collapsed in epoch {state.epoch}: the loss is stuck at "
+            f"ln({data.num_classes}) = {chance:.4f} and every test image is predicted as "
+            f"{data.classes[int(ev['preds'][0])]!r} (dead class maps); try a lower --lr, "
+            "another --seed, or --optimizer adamw."
+        )
+
+
+def _train_epoch(state, net, loader, device, world, callbacks, progress, log) -> None:
+    cfg, optimizer, scheduler, scaler = state.config, state.optimizer, state.scheduler, state.scaler
     epoch = state.epoch
     loader.set_epoch(epoch)
     gen = epoch_generator(cfg.seed + 7919, epoch)  # augmentation, apart from the batch order
@@ -304,11 +346,16 @@ def _train_epoch(state: TrainState, loader: BatchLoader, device, callbacks, prog
     else:
         elapsed = state.history[-1]["elapsed"] if state.history else 0.0
         p.update(loss_sum=0.0, correct=0, seen=0, train_time=0.0, elapsed_before=elapsed)
-    model.train()
+    # loss sum, right answers, images: on the device, read every SYNC_EVERY steps. The partial
+    # sums of a checkpoint are the whole world's; rank 0 carries them on.
+    start = [p["loss_sum"], p["correct"], p["seen"]] if world.main else [0.0, 0, 0]
+    sums = torch.tensor(start, dtype=torch.float64, device=device)
+    state.model.train()
+    desc = f"Epoch {epoch + 1}/{cfg.epochs}"
     bar = tqdm(
         total=len(loader),
         initial=state.step,
-        desc=f"Epoch {epoch + 1}/{cfg.epochs}",
+        desc=desc,
         unit="batch",
         leave=False,
         disable=not progress or None,
@@ -319,48 +366,58 @@ def _train_epoch(state: TrainState, loader: BatchLoader, device, callbacks, prog
     for i, (xb, yb) in enumerate(loader):
         if i < state.step:
             continue
-        x = to_input(xb, cfg, gen)
-        logits = model(x)
-        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
-        if not torch.isfinite(loss):
-            raise Diverged(
-                f"training diverged in epoch {epoch + 1}, step {i + 1}: the loss became "
-                f"{loss.item()}. Try a lower --lr "
-                f"(now {cfg.lr:g}), or --optimizer adamw."
-            )
+        part = world.part(len(yb))
+        x, y = to_input(xb, cfg, gen, part), yb[part]
+        with autocast(cfg.precision, device):
+            logits = net(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        share = len(y) * world.size / len(yb)  # 1 unless the last batch splits unevenly
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss if share == 1 else loss * share).backward()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
-        p["loss_sum"] += loss.item() * len(yb)
-        p["correct"] += (logits.argmax(1) == yb).sum().item()
-        p["seen"] += len(yb)
+        sums[0] += loss.detach().double() * len(y)
+        sums[1] += (logits.argmax(1) == y).sum()
+        sums[2] += len(y)
         state.step = i + 1
-        p["train_time"] = train_time0 + time.perf_counter() - t0
-        if bar.n % 10 == 0 or state.step == len(loader):
-            bar.set_postfix(
-                loss=f"{p['loss_sum'] / p['seen']:.4f}",
-                img_s=f"{p['seen'] / max(p['train_time'], 1e-9):,.0f}",
-            )
         bar.update(1)
         for cb in callbacks:
             cb.on_batch_end(state)
-        if state.stop_reason and state.step < len(loader):
+        sync = state.step % SYNC_EVERY == 0 or state.step == len(loader)
+        if not sync and (world.size > 1 or not state.stop_reason):
+            continue  # one process honours a stop at once; several agree at sync points only
+        stop, bad = _agree(state, world, device, sums[0])
+        p["train_time"] = train_time0 + time.perf_counter() - t0
+        if bad:
+            raise Diverged(
+                f"training diverged in epoch {epoch + 1} by step {state.step}: the loss became "
+                f"{sums[0].item()}. Try a lower --lr (now {cfg.lr:g}), or --optimizer adamw."
+            )
+        if progress and sync:
+            loss_sum, _, seen = sums.tolist()
+            rate = seen * world.size / max(p["train_time"], 1e-9)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{rate:,.0f}")
+        if stop and state.step < len(loader):
+            p["loss_sum"], p["correct"], p["seen"] = world.sum(sums.clone()).tolist()
             p["aug_state"] = gen.get_state()
             bar.close()
             for cb in callbacks:
                 cb.on_interrupt(state)
+            world.barrier()
             raise Interrupted(
                 f"{state.stop_reason}: stopped in epoch {epoch + 1} after step {state.step} of "
                 f"{len(loader)}",
                 state.stop_signum,
             )
     bar.close()
+    loss_sum, correct, seen = world.sum(sums).tolist()  # the epoch's sums over every rank
+    p["train_time"] = train_time0 + time.perf_counter() - t0
     p["row"] = {
         "epoch": epoch + 1,
-        "train_loss": p["loss_sum"] / p["seen"],
-        "train_acc": p["correct"] / p["seen"],
+        "train_loss": loss_sum / seen,
+        "train_acc": correct / seen,
         "lr": optimizer.param_groups[0]["lr"],
         "train_time": p["train_time"],
-        "images_per_s": p["seen"] / max(p["train_time"], 1e-9),
+        "images_per_s": seen / max(p["train_time"], 1e-9),
     }
