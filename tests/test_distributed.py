@@ -224,3 +224,29 @@ def test_compile_that_fails_falls_back_with_one_line(data_dir, monkeypatch):
 
 def test_stop_waits_for_a_sync_point_only_with_several_processes():
     assert SYNC_EVERY == 10  # the README and the stop latency figure assume it
+
+
+def test_a_rank_that_cannot_join_says_so(tmp_path, data_dir):
+    """Rank 1 of 2 whose master (port 9, discard) never answers: one sentence after --timeout."""
+    env = {**_env(tmp_path), "RANK": "1", "LOCAL_RANK": "0", "WORLD_SIZE": "2",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "9"}  # fmt: skip
+    out = tmp_path / "run"
+    r = subprocess.run(
+        [sys.executable, "-m", "ninlab", "train", "--data-dir", str(data_dir), "--out", str(out),
+         "--timeout", "2", "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert (
+        r.stderr.strip()
+        .splitlines()[-1]
+        .startswith("ninlab (rank 1): error: rank 1 could not join the run of 2 processes")
+    )
+    assert not out.exists()
+
+
+def test_nproc_is_taken_out_of_the_command_passed_on():
+    from ninlab.cli.train import without_nproc
+
+    argv = ["train", "--nproc", "2", "--epochs", "1", "--nproc=3", "--out", "x"]
+    assert without_nproc(argv) == ["--epochs", "1", "--out", "x"]

@@ -165,7 +165,7 @@ def write_metrics(run_dir: Path, history: list[dict]) -> None:
 
 def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
     """Weights as safetensors with the model name and the config in the metadata."""
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"model": config.model, "config": json.dumps(config.to_dict())}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
 

@@ -58,7 +58,7 @@ def save_converted(
     model: DenseClassifier, path: str | Path, conversion: Conversion, config: TrainConfig
 ) -> None:
     """Safetensors weights; the metadata says what was done and holds the run's config."""
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {
         "model": config.model,
         "format": FORMAT,

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import torch
 
+from ninlab.data.transforms import to_device
+
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """A generator fixed by (seed, epoch) alone, so a resumed run sees the same batches."""
@@ -50,7 +52,7 @@ class BatchLoader:
         n = len(self.images)
         if self.shuffle:
             order = torch.randperm(n, generator=epoch_generator(self.seed, self.epoch))
-            order = order.to(self.images.device)
+            order = to_device(order, self.images.device)
         else:
             order = None
         for i in range(len(self)):

@@ -10,6 +10,14 @@ import torch
 import torch.nn.functional as F
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small CPU tensor (random draws) on `device`; to a GPU through pinned memory and without
+    waiting, so that the training loop never blocks on the copy."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.contiguous().pin_memory().to(device, non_blocking=True)
+
+
 def to_float(images: torch.Tensor, mean: float | list[float], std: float | list[float]):
     """uint8 [0, 255] -> float32 (x / 255 - mean) / std, per channel."""
     c = images.shape[1]
@@ -63,7 +71,9 @@ def random_translate(
     n, c, h, w = x.shape
     s = max_shift
     padded = F.pad(x, (s, s, s, s))
-    off = torch.randint(0, 2 * s + 1, (2, of or n), generator=generator)[:, part].to(x.device)
+    off = to_device(
+        torch.randint(0, 2 * s + 1, (2, of or n), generator=generator)[:, part], x.device
+    )
     rows = (off[0, :, None] + torch.arange(h, device=x.device))[:, None, :, None]  # N 1 H 1
     cols = (off[1, :, None] + torch.arange(w, device=x.device))[:, None, None, :]  # N 1 1 W
     batch = torch.arange(n, device=x.device)[:, None, None, None]
@@ -79,7 +89,7 @@ def random_flip(
     part: slice = slice(None),
 ):
     """Mirror each image left-right with probability p (drawn for a batch of `of`, as above)."""
-    flip = (torch.rand(of or x.shape[0], generator=generator) < p)[part].to(x.device)
+    flip = to_device((torch.rand(of or x.shape[0], generator=generator) < p)[part], x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 

@@ -202,6 +202,7 @@ def fit(
     n_train = min(cfg.limit_train or len(data.train_images), len(data.train_images))
     train_x = data.train_images[:n_train].to(device)
     train_y = data.train_labels[:n_train].to(device)
+    test_x = data.test_images.to(device)  # copied once, like the training images
     loader = BatchLoader(train_x, train_y, cfg.batch_size, shuffle=True, seed=cfg.seed)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * len(loader))
@@ -220,7 +221,7 @@ def fit(
         with _StopOnSignal(state, world):
             while state.epoch < cfg.epochs:
                 _train_epoch(state, net, loader, device, world, callbacks, progress, log)
-                _end_epoch(state, data, world, chance, log)
+                _end_epoch(state, data, test_x, world, chance, log)
                 for cb in callbacks:
                     cb.on_epoch_end(state)
                 if _agree(state, world, device)[0] and state.epoch < cfg.epochs:
@@ -300,13 +301,13 @@ def _agree(state: TrainState, world: World, device, loss_sum=None) -> tuple[bool
     return stop, bad
 
 
-def _end_epoch(state: TrainState, data: Dataset, world: World, chance: float, log) -> None:
+def _end_epoch(state: TrainState, data: Dataset, test_x, world: World, chance: float, log):
     """Evaluate, record the epoch's row, log it, and apply the divergence guard."""
     cfg, model = state.config, state.model
     t_eval = time.perf_counter()
     for b in model.buffers():  # batch-norm statistics: rank 0's, as saved
         world.broadcast(b)
-    ev = evaluate(model, data.test_images, data.test_labels, cfg, world)
+    ev = evaluate(model, test_x, data.test_labels, cfg, world)
     row = dict(state.partial["row"], test_loss=ev["loss"], test_acc=ev["acc"])
     row["eval_time"] = time.perf_counter() - t_eval
     row["elapsed"] = state.partial["elapsed_before"] + row["train_time"] + row["eval_time"]
