@@ -218,7 +218,10 @@ def launch_local(nproc: int, argv: list[str]) -> int:
         rank, failure = e.get_first_failure()
         if failure.exitcode > 0:
             return failure.exitcode  # the process said why itself
-        name = signal.Signals(-failure.exitcode).name if failure.exitcode < 0 else "no status"
+        try:
+            name = signal.Signals(-failure.exitcode).name
+        except ValueError:
+            name = f"exit status {failure.exitcode}"
         raise LostProcess(
             f"process {rank} of {nproc} was killed ({name}) and the others stopped; "
             "the run directory keeps its last checkpoint."

@@ -212,7 +212,8 @@ def fit(
         state.load(resume)
         was = resume.get("world_size", 1)
         if log and was != world.size:
-            log(f"resuming with {world.size} processes where the run had {was}: the same images "
+            procs = f"{world.size} process" + ("es" if world.size > 1 else "")
+            log(f"resuming with {procs} where the run had {was}: the same images "
                 "and augmentation, but not bit-identical (summation order and, on the CPU, "
                 "per-process batch-norm statistics differ)")  # fmt: skip
     net = _parallel(model, cfg, world, device, log)  # after loading: DDP starts from rank 0's
@@ -285,7 +286,7 @@ def _is_dist_error(e: RuntimeError) -> bool:
     text = str(e).lower()
     dist_error = getattr(torch.distributed, "DistError", ())
     return isinstance(e, dist_error) or any(
-        w in text for w in ("gloo", "nccl", "connection", "peer")
+        w in text for w in ("gloo", "nccl", "connection", "peer", "timed out")
     )
 
 
