@@ -1,3 +1,7 @@
+import signal
+import subprocess
+import time
+
 import pytest
 import torch
 
@@ -53,3 +57,15 @@ def make_run_dir(path, model_name="nin_fast", classes=None, **config):
     save_weights(model, path / "best.safetensors", TrainConfig.from_dict(cfg))
     save_weights(model, path / "final.safetensors", TrainConfig.from_dict(cfg))
     return model.eval(), cfg
+
+
+def sigterm_after_first_epoch(cmd, out, env=None, wait=90):
+    """Start `cmd`, send SIGTERM once `out` holds an epoch's metrics; (exit status, stdout,
+    stderr)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + wait
+    while not (out / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=wait)
+    return proc.returncode, stdout, stderr

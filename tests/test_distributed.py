@@ -19,7 +19,7 @@ from ninlab.models import create_model
 from ninlab.train import World, fit, prepare_config, resolve, to_input
 from ninlab.train.loop import SYNC_EVERY
 
-from .conftest import make_idx_dataset
+from .conftest import make_idx_dataset, sigterm_after_first_epoch
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
@@ -141,17 +141,13 @@ def test_a_killed_rank_stops_the_job_and_the_run_resumes(tmp_path, data_dir):
 
 def test_sigterm_to_nproc_job_checkpoints_once(tmp_path, data_dir):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
+    rc, stdout, stderr = sigterm_after_first_epoch(
         [sys.executable, "-m", "ninlab", "train", "--nproc", "2", "--epochs", "50",
          "--limit-train", "600", "--data-dir", str(data_dir), "--out", str(out), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path),
+        out,
+        _env(tmp_path),
     )  # fmt: skip
-    deadline = time.time() + 90
-    while not (out / "metrics.jsonl").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=90)
-    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert rc == 128 + signal.SIGTERM, stderr
     assert stdout.count(f"Resume with: ninlab train --resume {out}") == 1
     assert "Traceback" not in stderr
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)

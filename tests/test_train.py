@@ -2,9 +2,7 @@ import json
 import math
 import re
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from ninlab.data import load_dataset
 from ninlab.runs import read_metrics, resume_run, train_run
 from ninlab.train import confusion_matrix, per_class_accuracy
 
-from .conftest import make_idx_dataset, make_run_dir
+from .conftest import make_idx_dataset, make_run_dir, sigterm_after_first_epoch
 
 EPOCH_LINE = re.compile(
     r"^Epoch \[1/1\], Train Loss: \d+\.\d{4}, Test Loss: \d+\.\d{4}, Acc: \d+\.\d{2}%", re.M
@@ -195,18 +193,13 @@ def test_seed_recipe_uses_224px_inputs(tmp_path, data_dir):
 
 def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path, data_dir):
     out = tmp_path / "r"
-    proc = subprocess.Popen(
+    rc, stdout, stderr = sigterm_after_first_epoch(
         [sys.executable, "-m", "ninlab", "train", "--data-dir", str(data_dir), "--epochs", "30",
          "--limit-train", "400", "--batch-size", "50", "--out", str(out), "--no-progress",
          "--threads", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        out,
     )  # fmt: skip
-    deadline = time.time() + 60
-    while not (out / "metrics.jsonl").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert rc == 128 + signal.SIGTERM, stderr
     assert f"Resume with: ninlab train --resume {out}" in stdout
     assert "Traceback" not in stderr
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
