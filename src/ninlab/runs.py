@@ -21,6 +21,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -364,40 +365,41 @@ def _fit(model, data, cfg, out: Path, ckpt, world, progress, log, callbacks) -> 
 
 @dataclass
 class Evaluation:
-    """A run's model on test images: loss, predictions and everything derived from them."""
+    """A run's model on test images: loss, predictions and everything derived from them (each
+    computed once, on first use)."""
 
     run: Run
     data: str  # the data set's name
     labels: torch.Tensor  # N
     logits: torch.Tensor  # N x classes (with the run's test-time flip, as in training)
 
-    @property
+    @cached_property
     def loss(self) -> float:
         """Plain cross-entropy (no label smoothing), as training reports the test loss."""
         return F.cross_entropy(self.logits, self.labels).item()
 
-    @property
+    @cached_property
     def preds(self) -> torch.Tensor:
         return self.logits.argmax(1)
 
-    @property
+    @cached_property
     def confidence(self) -> torch.Tensor:
         """The probability of the predicted class, per image."""
         return torch.softmax(self.logits, 1).max(1).values
 
-    @property
+    @cached_property
     def confusion(self) -> torch.Tensor:
         return confusion_matrix(self.preds, self.labels, len(self.run.classes))
 
-    @property
+    @cached_property
     def correct(self) -> int:
         return int((self.preds == self.labels).sum())
 
-    @property
+    @cached_property
     def accuracy(self) -> float:
         return self.correct / len(self.labels)
 
-    @property
+    @cached_property
     def per_class(self) -> list[float]:
         return per_class_accuracy(self.confusion).tolist()
 

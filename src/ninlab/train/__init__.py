@@ -28,7 +28,6 @@ from ninlab.train.loop import (
     Interrupted,
     TrainState,
     fit,
-    pick_device,
     placement,
 )
 from ninlab.train.metrics import (
@@ -60,7 +59,6 @@ __all__ = [
     "format_confusion",
     "launch_local",
     "per_class_accuracy",
-    "pick_device",
     "placement",
     "predict_logits",
     "prepare_config",

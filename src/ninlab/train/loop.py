@@ -153,11 +153,6 @@ class _StopOnSignal:
             signal.signal(sig, handler)
 
 
-def pick_device(name: str) -> torch.device:
-    """The device `--device name` means for this process."""
-    return device_for(name, current_world())
-
-
 def placement(cfg: TrainConfig, world: World) -> torch.device:
     """This process's device, after refusing what cannot run: CUDA where there is none, fp16 on
     the CPU, a global batch that the processes cannot share evenly."""
