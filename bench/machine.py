@@ -1,4 +1,5 @@
-"""This machine's fp32 matrix-multiply rate R, measured in the calling process.
+"""This machine's fp32 matrix-multiply rate R, and the FLOP of a training step, measured in the
+calling process.
 
 R (GFLOP/s) is the best of `repeats` products of two 2048 x 2048 float32 matrices on all of
 torch's threads (2 * 2048^3 FLOP each). Benchmarks print it and state a cost as
@@ -12,6 +13,9 @@ import platform
 import time
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
@@ -34,3 +38,13 @@ def describe(rate: float) -> str:
         f"{platform.processor() or platform.machine()}, R = {rate:.0f} GFLOP/s "
         "(fp32 matmul, best of 10 2048x2048 products)"
     )
+
+
+def training_step_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """FLOP of one training step on the batch (x, y): forward, cross-entropy and backward, as
+    PyTorch's FlopCounterMode counts them (2 per multiply-add of convolutions and matmuls; the
+    optimizer's elementwise update is not counted). Leaves the model's gradients unset."""
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()

@@ -1,26 +1,30 @@
-"""Time to accuracy of the default recipe (`ninlab train` with no options) on Fashion-MNIST.
+"""Time and cost to accuracy of a recipe on Fashion-MNIST, through `ninlab.runs.train_run`.
 
-    python bench/time_to_accuracy.py                 # seed 0
-    python bench/time_to_accuracy.py --seeds 0 1 2   # the README's table
+    python bench/time_to_accuracy.py                              # the default recipe, seed 0
+    python bench/time_to_accuracy.py --seeds 0 1 2                # the README's table
+    python bench/time_to_accuracy.py --recipe long --seeds 0 1 2
 
-For each seed: trains the default recipe into a fresh run directory and prints the wall time
-(from the start of `ninlab.runs.train_run`, data loading included) at which the test accuracy,
-measured after each epoch, first reached 90, 91, 92, 93 and 94%, then the final and best
-accuracy and the training images/s. Run it on an otherwise idle machine: other work on the
-cores slows it down.
+First it measures R, this machine's fp32 matmul rate (bench/machine.py), and the FLOP of one real
+training step of the recipe's model with FlopCounterMode. Then, for each seed, it trains the
+recipe into a fresh run directory and prints the wall time (from the start of `train_run`, data
+loading included) at which the test accuracy, measured after each epoch, first reached 90 to 94%
+and its cost = wall s x R / 1000 (TFLOP at this machine's peak; R is measured again before each
+seed, so a machine that slows down under other work also shows a lower R). Last come the final and
+best accuracy, the training images/s (evaluation excluded) and the training FLOP/s as % of R.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import copy
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+from machine import describe, matmul_rate, training_step_flops
 
 from ninlab import train as T
+from ninlab.data import epoch_generator, load_dataset
 from ninlab.runs import train_run
 
 THRESHOLDS = (0.90, 0.91, 0.92, 0.93, 0.94)
@@ -36,8 +40,19 @@ class WallClock(T.Callback):
         self.at_epoch_end.append(time.perf_counter() - self.t0)
 
 
-def run_seed(seed: int, out: Path, args) -> dict:
-    cfg = T.resolve("fast", seed=seed, data_dir=args.data_dir, threads=args.threads)
+def flops_per_image(cfg: T.TrainConfig) -> float:
+    """FLOP of one training step of the recipe's model on its first batch, per image."""
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    cfg = T.prepare_config(cfg, data)
+    model = T.build_model(cfg).train()
+    n = cfg.batch_size
+    x = T.to_input(data.train_images[:n], cfg, epoch_generator(0, 0))
+    return training_step_flops(copy.deepcopy(model), x, data.train_labels[:n]) / n
+
+
+def run_seed(seed: int, out: Path, args, flops: float) -> dict:
+    rate = matmul_rate()
+    cfg = T.resolve(args.recipe, seed=seed, data_dir=args.data_dir, threads=args.threads)
     t0 = time.perf_counter()
     clock = WallClock(t0)
     history, _ = train_run(cfg, out, progress=False, log=print, callbacks=[clock])
@@ -47,50 +62,67 @@ def run_seed(seed: int, out: Path, args) -> dict:
         hit = next((i for i, r in enumerate(history) if r["test_acc"] >= thr), None)
         reached[thr] = None if hit is None else (clock.at_epoch_end[hit], hit + 1)
     train_time = sum(r["train_time"] for r in history)
-    seen = sum(r["images_per_s"] * r["train_time"] for r in history)
+    img_s = sum(r["images_per_s"] * r["train_time"] for r in history) / train_time
+    print(f"seed {seed}: R = {rate:.0f} GFLOP/s before the run; {wall:.0f} s in all")
     return {
         "seed": seed,
+        "rate": rate,
         "reached": reached,
         "final": history[-1]["test_acc"],
         "best": max(r["test_acc"] for r in history),
-        "img_s": seen / train_time,
+        "img_s": img_s,
+        "of_r": img_s * flops / (rate * 1e9),
         "wall": wall,
     }
 
 
+def table(results: list[dict]) -> str:
+    head = "seed     R " + " ".join(f"{int(100 * t)}%".rjust(13) for t in THRESHOLDS)
+    lines = [head + "   final    best   img/s  % of R  total s  cost"]
+    for r in results:
+        cells = []
+        for thr in THRESHOLDS:
+            hit = r["reached"][thr]
+            cell = "-" if hit is None else f"{hit[0]:.0f} s {hit[0] * r['rate'] / 1000:.0f}"
+            cells.append(cell.rjust(13))
+        lines.append(
+            f"{r['seed']:>4} {r['rate']:5.0f} " + " ".join(cells) + f"  {100 * r['final']:6.2f}% "
+            f"{100 * r['best']:6.2f}% {r['img_s']:7,.0f} {100 * r['of_r']:6.0f}% "
+            f"{r['wall']:8.0f} {r['wall'] * r['rate'] / 1000:5.0f}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--recipe", default="fast", choices=list(T.RECIPES))
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--data-dir", help="where the Fashion-MNIST files are (default: usual places)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
     p.add_argument("--out", help="keep the run directories here (default: a temporary folder)")
     args = p.parse_args()
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{platform.processor() or platform.machine()}, python {platform.python_version()}"
-    )
+    cfg = T.resolve(args.recipe, data_dir=args.data_dir, threads=args.threads)
+    print(describe(matmul_rate()))
+    flops = flops_per_image(cfg)
+    print(f"recipe {args.recipe}: {cfg.model}, one training step (forward + backward, batch "
+          f"{cfg.batch_size}) = {flops / 1e6:.1f} MFLOP per image (FlopCounterMode)")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
-        results = [run_seed(s, root / f"seed{s}", args) for s in args.seeds]
-    head = "seed " + " ".join(f"{int(100 * t)}%".rjust(11) for t in THRESHOLDS)
-    print("\nwall time (s) at which test accuracy first reached (epoch in brackets):")
-    print(head + "   final    best    img/s   total s")
-    for r in results:
-        cells = []
-        for thr in THRESHOLDS:
-            hit = r["reached"][thr]
-            cells.append("-".rjust(11) if hit is None else f"{hit[0]:.0f} ({hit[1]})".rjust(11))
-        print(
-            f"{r['seed']:>4} " + " ".join(cells) + f"  {100 * r['final']:6.2f}% "
-            f"{100 * r['best']:6.2f}% {r['img_s']:8,.0f} {r['wall']:9.0f}"
-        )
-    if len(results) > 1:
-        finals = [100 * r["final"] for r in results]
-        print(
-            f"final accuracy over {len(results)} seeds: mean {sum(finals) / len(finals):.2f}%, "
-            f"min {min(finals):.2f}%, max {max(finals):.2f}%; longest run "
-            f"{max(r['wall'] for r in results):.0f} s"
-        )
+        results = [run_seed(s, root / f"seed{s}", args, flops) for s in args.seeds]
+    print("\nwall time (s) and cost (wall s x R / 1000) at which test accuracy first reached:")
+    print(table(results))
+    finals = [100 * r["final"] for r in results]
+    costs = [r["reached"][0.93] and r["reached"][0.93][0] * r["rate"] / 1000 for r in results]
+    missed = sum(c is None for c in costs)
+    to93 = (
+        f"{missed} seed(s) never reached 93%" if missed else f"cost to 93% at most {max(costs):.0f}"
+    )
+    print(
+        f"final accuracy over {len(results)} seed(s): mean {sum(finals) / len(finals):.2f}%, "
+        f"min {min(finals):.2f}%, max {max(finals):.2f}%; {to93}; training at "
+        f"{min(r['of_r'] for r in results) * 100:.0f}-{max(r['of_r'] for r in results) * 100:.0f}"
+        "% of R"
+    )
 
 
 if __name__ == "__main__":

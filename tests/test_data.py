@@ -10,6 +10,7 @@ from ninlab.data import (
     DATASETS,
     BatchLoader,
     load_dataset,
+    random_erase,
     random_flip,
     random_translate,
     read_idx,
@@ -166,6 +167,20 @@ def test_transforms():
     assert resize(x, 8).shape == (8, 1, 8, 8)
     u = torch.tensor([[[[0, 255]]]], dtype=torch.uint8)
     assert to_float(u, 0.5, 0.5).flatten().tolist() == [-1.0, 1.0]
+
+
+def test_random_erase_zeroes_one_clipped_square_per_image():
+    x = torch.ones(64, 1, 8, 8)
+    erased = random_erase(x, 3, torch.Generator().manual_seed(0))
+    for img in erased[:, 0]:
+        rows, cols = (img == 0).nonzero(as_tuple=True)
+        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert len(rows) == h * w  # one filled rectangle of zeros
+        assert 2 <= h <= 3 and 2 <= w <= 3  # a 3x3 square, clipped at most to 2 at a border
+    # a process holding images 16..31 of the batch gets exactly those images' squares
+    part = random_erase(x[16:32], 3, torch.Generator().manual_seed(0), of=64, part=slice(16, 32))
+    assert torch.equal(part, erased[16:32])
+    assert random_erase(x, 0) is x
 
 
 def _shift(img, dy, dx):

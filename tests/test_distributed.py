@@ -16,7 +16,7 @@ import torch
 from ninlab.cli import main
 from ninlab.data import load_dataset
 from ninlab.models import create_model
-from ninlab.train import World, fit, prepare_config, resolve, to_input
+from ninlab.train import World, fit, precision_for, prepare_config, resolve, to_input
 from ninlab.train.loop import SYNC_EVERY
 
 from .conftest import make_idx_dataset, sigterm_after_first_epoch
@@ -198,6 +198,16 @@ def test_bf16_autocast_runs_on_the_cpu(data_dir):
     assert dtypes[0] == torch.bfloat16  # training steps
     assert dtypes[-1] == torch.float32  # evaluation on the CPU stays fp32
     assert torch.isfinite(torch.tensor(history[0]["train_loss"]))
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+    cpu = torch.device("cpu")
+    assert precision_for("fp32", cpu) == "fp32" and precision_for("bf16", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert precision_for("auto", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert precision_for("auto", cpu) == "fp32"
 
 
 def test_compile_that_fails_falls_back_with_one_line(data_dir, monkeypatch):

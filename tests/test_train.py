@@ -3,6 +3,7 @@ import math
 import re
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,37 @@ def test_seed_recipe_uses_224px_inputs(tmp_path, data_dir):
     assert T.resolve("d2l").model == "nin_d2l" and T.resolve("d2l").init == "xavier"
 
 
+def test_long_recipe_trains_nin_wide_with_cutout(data_dir):
+    cfg = T.resolve("long", data_dir=str(data_dir), epochs=1, limit_train=200, threads=1)
+    assert (cfg.model, cfg.cutout, cfg.flip, cfg.tta_flip) == ("nin_wide", 8, True, True)
+    data = load_dataset("fashion-mnist", data_dir=data_dir)
+    cfg = T.prepare_config(cfg, data)
+    only_cutout = replace(cfg, translate=0, flip=False)
+    x = T.to_input(data.train_images[:50], only_cutout, torch.Generator().manual_seed(0))
+    erased = (x == 0).sum((1, 2, 3))  # normalised random pixels are never exactly 0 otherwise
+    assert ((erased >= 16) & (erased <= 64)).all()  # an 8x8 square, at least a 4x4 corner of it
+    history = T.fit(T.build_model(cfg), data, cfg, progress=False, log=None)
+    assert len(history) == 1 and history[0]["train_loss"] < 10
+
+
+class Precision(T.Callback):
+    def on_epoch_end(self, state):
+        self.seen = state.config.precision
+
+
+def test_a_run_records_its_precision_and_an_old_auto_run_resumes_in_fp32(tmp_path, data_dir):
+    cut = tmp_path / "cut"
+    with pytest.raises(T.Interrupted):
+        train_run(_cfg(data_dir), cut, progress=False, log=None, callbacks=[StopAt(0, 3)])
+    ckpt = torch.load(cut / "checkpoint.pt", weights_only=False)
+    assert ckpt["config"]["precision"] == T.precision_for("auto", torch.device("cpu"))
+    ckpt["config"]["precision"] = "auto"  # as written before "auto" meant bf16 on such CPUs
+    torch.save(ckpt, cut / "checkpoint.pt")
+    seen = Precision()
+    resume_run(cut, progress=False, log=None, callbacks=[seen])
+    assert seen.seen == "fp32"
+
+
 def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path, data_dir):
     out = tmp_path / "r"
     rc, stdout, stderr = sigterm_after_first_epoch(
@@ -212,7 +244,7 @@ def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path, data_dir):
         (["train", "--epochs", "0"], "--epochs must be at least 1"),
         (["train", "--lr", "-0.1"], "--lr must be positive"),
         (["train", "--device", "tpu"], "unknown device 'tpu'"),
-        (["train", "--recipe", "fastest"], "unknown recipe 'fastest'; choose one of fast, seed"),
+        (["train", "--recipe", "fastest"], "unknown recipe 'fastest'; choose one of fast, long"),
         (["train", "--model", "resnet"], "unknown model 'resnet'"),
     ],
 )

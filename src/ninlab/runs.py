@@ -20,7 +20,7 @@ import csv
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -49,6 +49,7 @@ from ninlab.train import (
     fit,
     format_confusion,
     per_class_accuracy,
+    precision_for,
     predict_logits,
     prepare_config,
     to_input,
@@ -267,10 +268,12 @@ def train_run(
     Under torchrun every process calls it with the same config; they join one process group,
     and rank 0 alone writes the directory and the log."""
     world = env_world()
-    with process_group(placement(cfg, world), cfg.dist_timeout) as world:
+    device = placement(cfg, world)
+    with process_group(device, cfg.dist_timeout) as world:
         log = log if world.main else None
         data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-        cfg = prepare_config(cfg, data)
+        # the precision that "auto" stands for here is recorded, so a resumed run keeps it
+        cfg = replace(prepare_config(cfg, data), precision=precision_for(cfg.precision, device))
         out = Path(on_main(world, lambda: str(_new_run_dir(cfg, out))))
         model = build_model(cfg)
         if log:
@@ -280,8 +283,9 @@ def train_run(
                 f"{cfg.model} ({params:,} parameters) on {cfg.dataset}: "
                 f"{min(cfg.limit_train or 10**12, len(data.train_images)):,} train / "
                 f"{len(data.test_images):,} test images at {cfg.input_size} px, recipe "
-                f"{cfg.recipe}, {cfg.epochs} epochs, device {device_for(cfg.device, world)}"
-                f"{procs}, {cfg.threads or torch.get_num_threads()} threads; run in {out}"
+                f"{cfg.recipe}, {cfg.epochs} epochs, device {device_for(cfg.device, world)} "
+                f"in {cfg.precision}{procs}, {cfg.threads or torch.get_num_threads()} threads; "
+                f"run in {out}"
             )
         return _fit(model, data, cfg, out, None, world, progress, log, callbacks), out
 
@@ -323,6 +327,8 @@ def resume_run(
         cfg = TrainConfig.from_dict(ckpt["config"])
         if device:
             cfg.device = device
+        if cfg.precision == "auto" and device_for(cfg.device, world).type == "cpu":
+            cfg.precision = "fp32"  # a run from before "auto" meant bf16 on CPUs that have it
         if ckpt["epoch"] >= cfg.epochs:
             raise NinlabError(f"{run_dir} already finished its {cfg.epochs} epochs.")
         data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)

@@ -6,7 +6,8 @@ The run directory (--out, default runs/MODEL-DATASET-TIME) gets config.json, met
 metrics.jsonl, curves.png, best/final.safetensors and checkpoint.pt. Ctrl-C or SIGTERM writes a
 checkpoint and tells how to resume.
 
-Recipes: fast (default: nin_fast, native resolution, batch norm, augmentation, one-cycle SGD),
+Recipes: fast (default: nin_fast at native resolution, batch norm, one-cycle SGD, 10 epochs),
+long (nin_wide with shifts, flips, cutout and test-time flip, for the last half point),
 seed (the classic NiN recipe: nin_seed at 224 px, SGD lr 0.1, batch 64, 10 epochs),
 d2l (nin_d2l, batch 128, Xavier init, otherwise as seed). Options override the recipe.
 
@@ -14,14 +15,16 @@ Several processes (DistributedDataParallel; --batch-size stays the global batch)
 this machine, or torchrun for several machines, every machine running the same command:
   torchrun --nnodes 2 --node-rank K --nproc-per-node 1 --rdzv-backend c10d \
       --rdzv-endpoint HOST:29500 -m ninlab train --out runs/ddp
-On CUDA the default precision is bf16 autocast (where the GPU has it), with channels-last and
-cudnn.benchmark (off with --deterministic); --compile adds torch.compile.
+The default precision is bf16 autocast where the device computes bf16 natively (a CUDA GPU that
+has it, a CPU with AVX512-BF16 or AMX), else fp32; --precision fp32 turns it off. On CUDA,
+cudnn.benchmark is on (off with --deterministic); --compile adds torch.compile.
 
 Examples:
   ninlab train
   ninlab train --epochs 1 --limit-train 2000 --out /tmp/r
   ninlab train --nproc 2 --epochs 1 --limit-train 2000 --out /tmp/ddp
   ninlab train --device cuda --precision bf16 --compile
+  ninlab train --recipe long --out runs/long
   ninlab train --recipe seed --out runs/seed
   ninlab train --dataset cifar10 --model nin_cifar --optimizer adamw --lr 2e-3
   ninlab train --resume runs/nin_fast-fashion-mnist-20261123-101500
@@ -51,7 +54,9 @@ def add_arguments(p) -> None:
     p.add_argument("--optimizer", help="sgd or adamw")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (default), cpu or cuda")
-    p.add_argument("--precision", choices=PRECISIONS, help="autocast (default auto: bf16 on CUDA)")
+    p.add_argument(
+        "--precision", choices=PRECISIONS, help="autocast (default auto: bf16 where native)"
+    )
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--deterministic", action="store_true", default=None, help="no cudnn.benchmark")
     p.add_argument("--no-sync-bn", dest="sync_bn", action="store_false", default=None,

@@ -5,6 +5,7 @@ from ninlab.data.idx import parse_idx, read_idx, write_idx
 from ninlab.data.loader import BatchLoader, epoch_generator
 from ninlab.data.transforms import (
     channel_stats,
+    random_erase,
     random_flip,
     random_translate,
     resize,
@@ -22,6 +23,7 @@ __all__ = [
     "get_spec",
     "load_dataset",
     "parse_idx",
+    "random_erase",
     "random_flip",
     "random_translate",
     "read_idx",

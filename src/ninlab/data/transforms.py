@@ -93,6 +93,29 @@ def random_flip(
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+def random_erase(
+    x: torch.Tensor,
+    size: int,
+    generator: torch.Generator | None = None,
+    of: int | None = None,
+    part: slice = slice(None),
+):
+    """Cutout (DeVries & Taylor 2017, arXiv:1708.04552): set a size x size square around a random
+    centre of each image to 0 (the mean, after normalisation), clipped at the borders. One mask
+    for the whole batch, built by comparing row and column indices with each image's centre."""
+    if size <= 0:
+        return x
+    n, _, h, w = x.shape
+    centre = torch.rand(2, of or n, generator=generator)[:, part]
+    cy, cx = (to_device((centre[i] * s).long(), x.device) for i, s in ((0, h), (1, w)))
+    lo = size // 2  # rows cy - lo .. cy - lo + size - 1
+    rows = torch.arange(h, device=x.device)[None, :] - (cy[:, None] - lo)  # N x H
+    cols = torch.arange(w, device=x.device)[None, :] - (cx[:, None] - lo)  # N x W
+    inside_r, inside_c = (rows >= 0) & (rows < size), (cols >= 0) & (cols < size)
+    keep = ~(inside_r[:, :, None] & inside_c[:, None, :])  # N x H x W
+    return x * keep[:, None].to(x.dtype)
+
+
 def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     """Match a batch's channel count to a model's: 1 -> 3 by repetition, 3 -> 1 by luminance."""
     c = x.shape[1]

@@ -107,7 +107,11 @@ def nin_cifar(num_classes: int = 10, in_chans: int = 3) -> NiN:
 
 @register_model
 def nin_fast(
-    num_classes: int = 10, in_chans: int = 1, input_size: int = 28, batch_norm: bool = True
+    num_classes: int = 10,
+    in_chans: int = 1,
+    input_size: int = 28,
+    batch_norm: bool = True,
+    width: float = 1.0,
 ) -> NiN:
     """Fast NiN with batch norm at native 28-32 px resolution (the default model).
 
@@ -116,17 +120,24 @@ def nin_fast(
     and the block at 14x14 has 48. The class conv has batch norm but no ReLU after it, so each
     class map's mean is exactly the logit.
     `batch_norm=False` drops every batch norm (convs get biases): the recipe ablation's model.
+    `width` multiplies every hidden layer's channels (nin_wide is width 1.5).
     """
+    c1, c2, c3, c4 = (round(c * width) for c in (16, 48, 128, 256))
+    bn = batch_norm
     features = OrderedDict(
-        block1=NiNBlock(in_chans, (16,), 5, padding=2, batch_norm=batch_norm),  # N x 16 x 28 x 28
-        pool1=nn.MaxPool2d(2, ceil_mode=True),  # N x 16 x 14 x 14
-        block2=NiNBlock(16, (48, 48), 3, padding=1, batch_norm=batch_norm),  # N x 48 x 14 x 14
-        pool2=nn.MaxPool2d(2, ceil_mode=True),  # N x 48 x 7 x 7
-        block3=NiNBlock(48, (128, 128), 3, padding=1, batch_norm=batch_norm),  # N x 128 x 7 x 7
-        pool3=nn.MaxPool2d(2, ceil_mode=True),  # N x 128 x 4 x 4
+        block1=NiNBlock(in_chans, (c1,), 5, padding=2, batch_norm=bn),  # N x c1 x 28 x 28 (16)
+        pool1=nn.MaxPool2d(2, ceil_mode=True),  # N x c1 x 14 x 14
+        block2=NiNBlock(c1, (c2, c2), 3, padding=1, batch_norm=bn),  # N x c2 x 14 x 14 (48)
+        pool2=nn.MaxPool2d(2, ceil_mode=True),  # N x c2 x 7 x 7
+        block3=NiNBlock(c2, (c3, c3), 3, padding=1, batch_norm=bn),  # N x c3 x 7 x 7 (128)
+        pool3=nn.MaxPool2d(2, ceil_mode=True),  # N x c3 x 4 x 4
     )
-    # N x num_classes x 4 x 4: 3x3 conv to 256, then the 1x1 class conv (linear)
-    class_block = NiNBlock(
-        128, (256, num_classes), 3, padding=1, batch_norm=batch_norm, final_relu=False
-    )
+    # N x num_classes x 4 x 4: 3x3 conv to c4 (256), then the 1x1 class conv (linear)
+    class_block = NiNBlock(c3, (c4, num_classes), 3, padding=1, batch_norm=bn, final_relu=False)
     return NiN(features, class_block, (in_chans, input_size, input_size))
+
+
+@register_model
+def nin_wide(num_classes: int = 10, in_chans: int = 1, input_size: int = 28) -> NiN:
+    """nin_fast with 1.5 times the channels in every hidden layer (the long recipe's model)."""
+    return nin_fast(num_classes, in_chans, input_size, width=1.5)

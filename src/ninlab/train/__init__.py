@@ -19,6 +19,7 @@ from ninlab.train.distributed import (
     current_world,
     device_for,
     launch_local,
+    precision_for,
     process_group,
 )
 from ninlab.train.evaluation import evaluate, predict_logits, to_input
@@ -60,6 +61,7 @@ __all__ = [
     "launch_local",
     "per_class_accuracy",
     "placement",
+    "precision_for",
     "predict_logits",
     "prepare_config",
     "process_group",

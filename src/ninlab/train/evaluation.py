@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ninlab.data.transforms import random_flip, random_translate, resize, to_channels, to_float
+from ninlab.data.transforms import (
+    random_erase,
+    random_flip,
+    random_translate,
+    resize,
+    to_channels,
+    to_float,
+)
 from ninlab.train.config import TrainConfig
 from ninlab.train.distributed import ONE, World, autocast
 
@@ -28,6 +35,7 @@ def to_input(
         x = random_translate(x, cfg.translate, gen, of=len(images), part=part)
         if cfg.flip:
             x = random_flip(x, gen, of=len(images), part=part)
+        x = random_erase(x, cfg.cutout, gen, of=len(images), part=part)
     x = to_channels(x, cfg.in_chans)
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
