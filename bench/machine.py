@@ -48,3 +48,9 @@ def training_step_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> i
         F.cross_entropy(model(x), y).backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops()
+
+
+def training_images_per_second(history: list[dict]) -> float:
+    """Training images/s over a whole run (evaluation excluded), from fit()'s per-epoch rows."""
+    seconds = sum(r["train_time"] for r in history)
+    return sum(r["images_per_s"] * r["train_time"] for r in history) / seconds

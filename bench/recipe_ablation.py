@@ -25,7 +25,7 @@ import time
 from dataclasses import replace
 
 import torch
-from machine import describe, matmul_rate
+from machine import describe, matmul_rate, training_images_per_second
 
 from ninlab import train as T
 from ninlab.data import load_dataset
@@ -66,8 +66,7 @@ def run_variant(name: str, seed: int, data, args) -> dict:
         "plain": acc[False],
         "tta": acc[True],
         "train_loss": history[-1]["train_loss"],
-        "img_s": sum(r["images_per_s"] * r["train_time"] for r in history)
-        / sum(r["train_time"] for r in history),
+        "img_s": training_images_per_second(history),
         "wall": wall,
         "cost": wall * rate / 1000,
     }

@@ -16,12 +16,11 @@ best accuracy, the training images/s (evaluation excluded) and the training FLOP
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 import time
 from pathlib import Path
 
-from machine import describe, matmul_rate, training_step_flops
+from machine import describe, matmul_rate, training_images_per_second, training_step_flops
 
 from ninlab import train as T
 from ninlab.data import epoch_generator, load_dataset
@@ -44,10 +43,9 @@ def flops_per_image(cfg: T.TrainConfig) -> float:
     """FLOP of one training step of the recipe's model on its first batch, per image."""
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     cfg = T.prepare_config(cfg, data)
-    model = T.build_model(cfg).train()
     n = cfg.batch_size
     x = T.to_input(data.train_images[:n], cfg, epoch_generator(0, 0))
-    return training_step_flops(copy.deepcopy(model), x, data.train_labels[:n]) / n
+    return training_step_flops(T.build_model(cfg).train(), x, data.train_labels[:n]) / n
 
 
 def run_seed(seed: int, out: Path, args, flops: float) -> dict:
@@ -61,8 +59,7 @@ def run_seed(seed: int, out: Path, args, flops: float) -> dict:
     for thr in THRESHOLDS:
         hit = next((i for i, r in enumerate(history) if r["test_acc"] >= thr), None)
         reached[thr] = None if hit is None else (clock.at_epoch_end[hit], hit + 1)
-    train_time = sum(r["train_time"] for r in history)
-    img_s = sum(r["images_per_s"] * r["train_time"] for r in history) / train_time
+    img_s = training_images_per_second(history)
     print(f"seed {seed}: R = {rate:.0f} GFLOP/s before the run; {wall:.0f} s in all")
     return {
         "seed": seed,
@@ -112,11 +109,10 @@ def main() -> None:
     print("\nwall time (s) and cost (wall s x R / 1000) at which test accuracy first reached:")
     print(table(results))
     finals = [100 * r["final"] for r in results]
-    costs = [r["reached"][0.93] and r["reached"][0.93][0] * r["rate"] / 1000 for r in results]
-    missed = sum(c is None for c in costs)
-    to93 = (
-        f"{missed} seed(s) never reached 93%" if missed else f"cost to 93% at most {max(costs):.0f}"
-    )
+    hits = [(r["reached"][0.93], r["rate"]) for r in results]
+    missed = sum(hit is None for hit, _ in hits)
+    worst = max((hit[0] * rate / 1000 for hit, rate in hits if hit), default=0)
+    to93 = f"{missed} seed(s) never reached 93%" if missed else f"cost to 93% at most {worst:.0f}"
     print(
         f"final accuracy over {len(results)} seed(s): mean {sum(finals) / len(finals):.2f}%, "
         f"min {min(finals):.2f}%, max {max(finals):.2f}%; {to93}; training at "

@@ -106,8 +106,9 @@ def random_erase(
     if size <= 0:
         return x
     n, _, h, w = x.shape
-    centre = torch.rand(2, of or n, generator=generator)[:, part]
-    cy, cx = (to_device((centre[i] * s).long(), x.device) for i, s in ((0, h), (1, w)))
+    centre = torch.rand(2, of or n, generator=generator)[:, part]  # (row, column) in [0, 1)
+    cy = to_device((centre[0] * h).long(), x.device)
+    cx = to_device((centre[1] * w).long(), x.device)
     lo = size // 2  # rows cy - lo .. cy - lo + size - 1
     rows = torch.arange(h, device=x.device)[None, :] - (cy[:, None] - lo)  # N x H
     cols = torch.arange(w, device=x.device)[None, :] - (cx[:, None] - lo)  # N x W

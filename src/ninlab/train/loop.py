@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ from ninlab.train.distributed import (
     autocast,
     current_world,
     device_for,
+    precision_for,
 )
 from ninlab.train.evaluation import evaluate, to_input
 from ninlab.train.optim import make_optimizer, make_scheduler
@@ -187,6 +188,8 @@ def fit(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = placement(cfg, world)
+    # what "auto" stands for, decided once (the step's autocast reads it) and kept in checkpoints
+    cfg = replace(cfg, precision=precision_for(cfg.precision, device))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cudnn.deterministic = cfg.deterministic
