@@ -139,6 +139,22 @@ def test_a_killed_rank_stops_the_job_and_the_run_resumes(tmp_path, data_dir):
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 3
 
 
+def test_a_survivor_ignores_the_launchers_sigterm_while_it_reports():
+    """torchrun SIGTERMs the survivors of a lost rank: that must not cut their one sentence."""
+    from ninlab.train.loop import _StopOnSignal
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        for error, after in ((RuntimeError("Connection reset by peer"), signal.SIG_IGN),
+                             (ValueError("not a lost peer"), before)):  # fmt: skip
+            signal.signal(signal.SIGTERM, before)
+            with pytest.raises(type(error)), _StopOnSignal(None, World(rank=0, size=2)):
+                raise error
+            assert signal.getsignal(signal.SIGTERM) == after
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_sigterm_to_nproc_job_checkpoints_once(tmp_path, data_dir):
     out = tmp_path / "run"
     rc, stdout, stderr = sigterm_after_first_epoch(

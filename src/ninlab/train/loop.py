@@ -133,7 +133,8 @@ class Callback:
 class _StopOnSignal:
     """SIGINT/SIGTERM ask for a clean stop after the current batch; a second Ctrl-C aborts. Under
     torchrun a Ctrl-C reaches a process twice (from the terminal and from the agent), so there a
-    repeated signal only asks again."""
+    repeated signal only asks again. When a peer is lost, SIGTERM stays ignored on the way out:
+    torchrun sends it to the survivors, and it would kill one before it says what happened."""
 
     def __init__(self, state: TrainState, world: World):
         self.state, self.old, self.world = state, {}, world
@@ -149,9 +150,10 @@ class _StopOnSignal:
             raise KeyboardInterrupt
         self.state.request_stop(f"received {signal.Signals(signum).name}", signum)
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
+        lost = self.world.size > 1 and isinstance(exc, RuntimeError) and _is_dist_error(exc)
         for sig, handler in self.old.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if lost and sig == signal.SIGTERM else handler)
 
 
 def placement(cfg: TrainConfig, world: World) -> torch.device:
