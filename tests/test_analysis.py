@@ -104,17 +104,33 @@ def test_receptive_field_of_named_layer():
     assert receptive_field(model, "features.block1.cccp2") == f  # 1x1 convs keep the field
 
 
-def test_unknown_leaf_is_listed_not_zero():
-    class Odd(nn.Module):
+def test_an_op_nobody_costs_is_named_and_the_total_is_a_lower_bound():
+    class Spectral(nn.Module):  # an FFT: multiply-adds that FlopCounterMode has no formula for
         def forward(self, x):
-            return x.roll(1, dims=-1)
+            return torch.fft.ifft2(torch.fft.fft2(x)).real
 
-    s = summary(chain(nn.Conv2d(1, 2, 3), Odd(), nn.Conv2d(2, 2, 3)), (1, 8, 8))
-    assert s.unknown == ["1"]
-    odd = s.layer("1")
-    assert odd.macs is None and odd.field is None and not odd.known
-    assert s.layer("2").field is None and s.macs == 2 * 36 * 9 + 2 * 16 * 18
-    assert "unknown" in s.table() and s.to_dict()["totals"]["macs_are_lower_bound"]
+    s = summary(chain(nn.Conv2d(1, 2, 3), Spectral(), nn.Conv2d(2, 2, 3)), (1, 8, 8))
+    assert s.unknown == ["1.fft_fft2", "1.fft_ifft2"]
+    assert s.layer("1.fft_fft2").missing == ["aten._fft_c2c"]
+    assert s.macs == 2 * 36 * 9 + 2 * 16 * 18  # the two convs, counted
+    assert s.layer("2").field is None and "field lost at" in s.layer("2").note
+    assert "+" in s.table() and s.to_dict()["totals"]["macs_are_lower_bound"]
+
+
+def test_ops_that_cost_nothing_are_known_to_cost_nothing():
+    class Free(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.GroupNorm(2, 4)
+
+        def forward(self, x):
+            y = self.norm(x).transpose(2, 3).transpose(2, 3) / 2
+            return y.softmax(1)[:, None].squeeze(1).roll(1, dims=-1)
+
+    s = summary(Free(), (4, 6, 6))
+    assert s.macs == 0 and not s.unknown and not s.to_dict()["totals"]["macs_are_lower_bound"]
+    roll = s.layers[-1]  # roll moves pixels around the border: no single window, and it says so
+    assert roll.field is None and roll.note == "ninlab does not know how roll moves pixels"
 
 
 def test_too_small_input_names_smallest_size():

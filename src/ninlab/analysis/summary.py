@@ -1,40 +1,33 @@
-"""Per-layer summary of a model: output shape, parameters, MACs, receptive field, memory.
+"""Per-layer summary of any model: output shape, parameters, MACs, receptive field, memory.
 
-Convention (the one place ninlab defines it):
-  1 MAC = one multiply-add of a weight with an input value.  FLOPs = 2 x MACs.
-  Conv2d: MACs = C_out x H_out x W_out x (C_in / groups) x kH x kW.
-  Linear: MACs = out_features x in_features (x any leading non-batch dims).
-  Bias adds, batch norm, activations, pooling, concatenation and residual additions do no MACs:
-  they are listed as known layers with 0 MACs. Counts are per sample (batch 1). This is the count
-  `torch.utils.flop_counter.FlopCounterMode` makes for convolutions and matrix products
-  (2 FLOPs per multiply-add, bias not counted), which the tests check for every registered model.
+MACs follow the convention written once in `ninlab.analysis.macs` (FlopCounterMode's count, per
+sample); receptive fields the rules in `ninlab.analysis.fields` (Araujo et al., Distill 2019).
 
-Receptive field (Araujo, Norris, Sim, "Computing Receptive Fields of Convolutional Neural
-Networks", Distill 2019), per axis, for a layer with kernel k, stride s, padding p, dilation d:
-  r_out = r_in + (d (k - 1)) j_in      field size in input pixels
-  j_out = j_in s                       jump: input pixels between neighbouring output units
-  start_out = start_in - p j_in        first input pixel seen by output unit 0
-Output unit i sees input pixels start + i jump ... start + i jump + size - 1; `start` is negative
-where the field hangs over the zero padding, and the field is not clipped to the image. A merge
-(inception concatenation, residual addition) takes the union of its inputs' fields, so networks
-with branches are exact, not treated as a chain. Global average pooling and Flatten make every
-unit see the whole map (a window as large as the map).
+Method: the model is traced with torch.fx (torch.nn's modules are leaves, so each row is a
+module call or a function called in a forward; the tracer also notes the output of every module
+call, so a block such as "layer4" or "inception5b" is found: its output's row), then the graph
+is run on an input of batch 1. A conv, linear, pooling, batch-norm or activation module is not
+run: its output is an uninitialised tensor of the shape its hyperparameters give, and its MACs
+come from the formula. Everything else (functions in forward, other modules) runs under
+FlopCounterMode.
 
-Method: the model is traced with torch.fx (every module without children is a leaf, so each
-row is a real module call), then the graph is run on shape-only "meta" tensors, so the summary
-costs no arithmetic. A leaf it does not know is listed as unknown: its MACs and its field (and
-the fields after it) are reported as unknown, never as 0.
+Receptive fields follow each tensor: a map (N, C, H, W) has one window per unit; a map whose
+positions were flattened (N, C, H*W), as attention does, keeps its field until the positions
+are mixed (a product of two activations, a softmax over positions), after which every unit
+sees the whole map. A row whose field is not one window says why in its note, and the rows
+after it name where the field was lost. Normalisation layers are taken as pointwise: their
+statistics are shared by all units and not counted in the field, as in Araujo et al.
 """
 
 from __future__ import annotations
 
-import operator
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
+from ninlab.analysis.fields import PIXEL, Field, no_window, union, whole, window
+from ninlab.analysis.macs import Count, counted
 from ninlab.errors import NinlabError
 from ninlab.models.layers import ELEMENTWISE, GlobalAvgPool, pair
 
@@ -43,102 +36,79 @@ POINTWISE = (
     *ELEMENTWISE,
     nn.BatchNorm1d,
     nn.BatchNorm2d,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.InstanceNorm2d,
     nn.LocalResponseNorm,  # mixes channels of one pixel only
     nn.Softmax,
     nn.LogSoftmax,
+    nn.Dropout2d,
+    nn.Identity,
 )
-POINTWISE_FUNCTIONS = {
-    F.relu,
-    torch.relu,
-    F.relu6,
-    F.leaky_relu,
-    F.gelu,
-    F.silu,
-    torch.sigmoid,
-    torch.tanh,
-    F.dropout,
-    F.softmax,
-    F.log_softmax,
-    operator.neg,
+SHAPED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
+          nn.Linear, nn.Flatten, GlobalAvgPool, *POINTWISE)  # fmt: skip
+# functions and methods, by name, that act on each element (one input) or merge aligned inputs
+ELEMENTWISE_FUNCTIONS = {
+    *"add sub mul truediv div floordiv mod pow neg pos abs exp log sqrt rsqrt relu relu6 "
+    "leaky_relu gelu silu elu hardtanh hardswish hardsigmoid mish softplus sigmoid tanh clamp "
+    "clip maximum minimum where masked_fill dropout dropout2d contiguous clone float half "
+    "bfloat16 to type_as detach batch_norm layer_norm group_norm instance_norm "
+    "add_ mul_ sub_ div_ relu_ sigmoid_ clamp_ iadd imul".split()
 }
-POINTWISE_METHODS = {"relu", "sigmoid", "tanh", "softmax", "log_softmax", "contiguous", "clone"}
-MERGE_FUNCTIONS = {operator.add, torch.add, operator.mul, torch.mul, torch.cat, torch.concat}
-MERGE_METHODS = {"add", "mul", "add_"}
-RESHAPE = {torch.flatten}
-RESHAPE_METHODS = {"flatten", "view", "reshape"}
-
-
-@dataclass(frozen=True)
-class Field:
-    """Receptive field of output unit (0, 0) in input pixels, per axis (height, width)."""
-
-    size: tuple[int, int]
-    jump: tuple[int, int]
-    start: tuple[int, int]
-
-    def box(self, i: int, j: int) -> tuple[int, int, int, int]:
-        """Input pixels seen by output unit (i, j): (top, left, bottom, right), end exclusive."""
-        top = self.start[0] + i * self.jump[0]
-        left = self.start[1] + j * self.jump[1]
-        return top, left, top + self.size[0], left + self.size[1]
-
-    def center(self, i: int, j: int) -> tuple[float, float]:
-        """Centre of unit (i, j)'s field in input pixel coordinates (row, column)."""
-        top, left, bottom, right = self.box(i, j)
-        return (top + bottom - 1) / 2, (left + right - 1) / 2
-
-    def after(self, k, s, p, d=(1, 1)) -> Field:
-        """The field after a window of kernel k, stride s, padding p, dilation d (per axis)."""
-        return Field(
-            size=tuple(
-                r + d_ * (k_ - 1) * j
-                for r, k_, d_, j in zip(self.size, k, d, self.jump, strict=False)
-            ),
-            jump=tuple(j * s_ for j, s_ in zip(self.jump, s, strict=False)),
-            start=tuple(st - p_ * j for st, p_, j in zip(self.start, p, self.jump, strict=False)),
-        )
-
-    def text(self, which: str) -> str:
-        h, w = getattr(self, which)
-        return str(h) if h == w else f"{h}x{w}"
-
-
-PIXEL = Field(size=(1, 1), jump=(1, 1), start=(0, 0))
+CONCAT = {"cat", "concat", "concatenate", "stack"}
+RESHAPE = {*"flatten view reshape permute transpose unsqueeze squeeze getitem expand expand_as "
+           "unflatten movedim swapaxes t".split()}  # fmt: skip
+REDUCE = {"mean", "sum", "amax", "max", "adaptive_avg_pool2d", "adaptive_max_pool2d"}
+PRODUCT = {"matmul", "bmm", "baddbmm", "einsum", "mm", "scaled_dot_product_attention"}
+SOFTMAX = {"softmax", "log_softmax"}
+WINDOWED = {"conv2d", "max_pool2d", "avg_pool2d"}
 
 
 @dataclass
 class Layer:
-    """One row: a module call (or a merge/reshape in forward) and what it costs."""
+    """One row: a module call (or a function in forward) and what it costs."""
 
     name: str
     type: str
     output_shape: tuple[int, ...]  # without the batch dimension
     params: int
-    macs: int | None  # None: a layer ninlab does not know
-    field: Field | None  # None: unknown (after an unknown layer)
+    macs: int  # counted; a lower bound when `missing` is not empty
+    field: Field | None  # None: no single window (`note` says why)
     activation_bytes: int  # output elements x bytes per element, one sample
-    known: bool = True
+    missing: list[str] = field(default_factory=list)  # aten ops whose MACs nobody knows
     global_field: bool = False  # each unit sees the whole input map (after GAP / Flatten)
+    note: str = ""  # why the field is not one window
+    inputs: list[str] = field(default_factory=list)  # the rows a merge joins
 
     @property
-    def flops(self) -> int | None:
-        return None if self.macs is None else 2 * self.macs
+    def known(self) -> bool:
+        return not self.missing
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
 
 
 @dataclass
 class Summary:
-    """Rows and totals; `params` is every parameter of the model, counted once."""
+    """Rows and totals; `params` is every parameter of the model, counted once. `outputs` maps
+    each module's name to the rows of its calls' outputs (a block's output is a merge inside)."""
 
     model: str
     input_size: tuple[int, int, int]
     layers: list[Layer]
     params: int
-    unknown: list[str] = field(default_factory=list)
+    outputs: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def unknown(self) -> list[str]:
+        """Rows with operations whose MACs are not known (the totals are then a lower bound)."""
+        return [r.name for r in self.layers if r.missing]
 
     @property
     def macs(self) -> int:
-        """MACs of the known layers (a lower bound when `unknown` is not empty)."""
-        return sum(layer.macs or 0 for layer in self.layers)
+        """MACs of every row (a lower bound when `unknown` is not empty)."""
+        return sum(layer.macs for layer in self.layers)
 
     @property
     def flops(self) -> int:
@@ -150,15 +120,23 @@ class Summary:
         return sum(layer.activation_bytes for layer in self.layers)
 
     def layer(self, name: str) -> Layer:
-        """The row of a module (qualified name, e.g. "features.block1.conv")."""
+        """The row of a module's output: "layer4" (a block), "features.conv" (a leaf), the last
+        call of a module called several times, or one call of it ("relu#2"); or a row's name."""
+        base, _, k = name.partition("#")
+        calls = self.outputs.get(base)
+        if calls and (not k or k.isdigit() and 1 <= int(k) <= len(calls)):
+            return self.layers[calls[int(k) - 1 if k else -1]]
         for row in self.layers:
             if row.name == name:
                 return row
+        if calls:
+            raise NinlabError(f"{base} is called {len(calls)} times; name a call from "
+                              f"{base}#1 to {base}#{len(calls)}.")  # fmt: skip
         raise NinlabError(f"{self.model} has no layer {name!r}; `ninlab summary` lists them.")
 
     def weight_macs(self, types=(nn.Conv2d, nn.Linear)) -> int:
         names = {t.__name__ for t in types}
-        return sum(row.macs or 0 for row in self.layers if row.type in names)
+        return sum(row.macs for row in self.layers if row.type in names)
 
     def to_dict(self) -> dict:
         layers = []
@@ -167,14 +145,16 @@ class Summary:
             d["output_shape"] = list(row.output_shape)
             d["flops"] = row.flops
             d["field"] = (
-                None if row.field is None else {k: list(v) for k, v in asdict(row.field).items()}
+                None
+                if row.field is None
+                else {k: list(getattr(row.field, k)) for k in ("size", "jump", "start")}
             )
             layers.append(d)
         return {
             "model": self.model,
             "input_size": list(self.input_size),
-            "convention": "1 MAC = 1 multiply-add; FLOPs = 2 x MACs; per sample; bias, BN, "
-            "activations and pooling count 0 MACs",
+            "convention": "1 MAC = 1 multiply-add; FLOPs = 2 x MACs; per sample; as "
+            "FlopCounterMode counts; bias, norms, activations, softmax, pooling count 0 MACs",
             "layers": layers,
             "totals": {
                 "params": self.params,
@@ -184,24 +164,29 @@ class Summary:
                 "macs_are_lower_bound": bool(self.unknown),
             },
             "unknown": self.unknown,
+            "outputs": {k: [self.layers[i].name for i in v] for k, v in self.outputs.items()},
         }
 
     def table(self) -> str:
-        header = ("layer", "type", "output", "params", "MACs", "field", "jump", "start", "memory")
+        header = ("layer", "type", "output", "params", "MACs", "field", "jump", "start",
+                  "memory", "note")  # fmt: skip
         rows = [header]
         for r in self.layers:
             f = r.field
+            kind = f"{r.type}({', '.join(r.inputs)})" if r.inputs else r.type
+            missing = f"misses {', '.join(r.missing)}" if r.missing else ""
             rows.append(
                 (
                     r.name,
-                    r.type if r.known else f"{r.type} (unknown)",
+                    kind,
                     "x".join(map(str, r.output_shape)),
                     f"{r.params:,}",
-                    "?" if r.macs is None else f"{r.macs:,}",
-                    "?" if f is None else f.text("size") + (" (all)" if r.global_field else ""),
-                    "?" if f is None else f.text("jump"),
-                    "?" if f is None else f.text("start"),
+                    f"{r.macs:,}" + ("+" if r.missing else ""),
+                    "-" if f is None else f.text("size") + (" (all)" if r.global_field else ""),
+                    "-" if f is None else f.text("jump"),
+                    "-" if f is None else f.text("start"),
                     _bytes(r.activation_bytes),
+                    "; ".join(t for t in (missing, r.note) if t),
                 )
             )
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -209,12 +194,12 @@ class Summary:
         lines = [
             "  ".join(
                 c.rjust(w) if i in right else c.ljust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=False))
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
             ).rstrip()
             for row in rows
         ]
         lines.insert(1, "-" * len(lines[0]))
-        bound = " (lower bound: unknown layers)" if self.unknown else ""
+        bound = " (lower bound: see 'unknown')" if self.unknown else ""
         lines += [
             "",
             f"model        {self.model}, input {'x'.join(map(str, self.input_size))}, batch 1",
@@ -222,13 +207,16 @@ class Summary:
             f"MACs         {self.macs:,}{bound}",
             f"FLOPs        {self.flops:,} (= 2 x MACs){bound}",
             f"activations  {_bytes(self.activation_bytes)} (sum of layer outputs)",
-            "convention   1 MAC = 1 multiply-add; bias, BN, activations, pooling: 0 MACs",
-            "field        size, jump and start (first pixel of unit 0, < 0 in padding) in input px",
+            "convention   1 MAC = 1 multiply-add, as FlopCounterMode counts; bias, norms, "
+            "activations, softmax, pooling: 0 MACs",
+            "field        size, jump and start (first pixel of unit 0, < 0 in padding) in input "
+            "px; '-' with a note where there is no single window",
         ]
         if self.unknown:
+            ops = sorted({op for r in self.layers for op in r.missing})
             lines.append(
-                f"unknown      {', '.join(self.unknown)}: MACs and fields not counted; "
-                "ninlab knows conv, linear, pool, BN, activation, dropout, merge layers"
+                f"unknown      {', '.join(self.unknown)} run {', '.join(ops)}, whose MACs "
+                "neither FlopCounterMode nor ninlab knows; they are not counted (marked +)"
             )
         return "\n".join(lines)
 
@@ -242,56 +230,22 @@ def _bytes(n: int) -> str:
 
 
 class _LeafTracer(fx.Tracer):
-    """Treat every module without children (and torch.nn's own modules) as one graph node."""
+    """torch.nn's own modules (and ninlab's GlobalAvgPool) are graph nodes; the forward of any
+    other module is traced through. The output node of every module call, leaves and blocks
+    alike, is noted in `calls`."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: dict[str, list[str]] = {}
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return next(m.children(), None) is None or super().is_leaf_module(m, qualname)
+        return isinstance(m, SHAPED) or super().is_leaf_module(m, qualname)
 
-
-def _window(m: nn.Module, in_hw: tuple[int, int]) -> tuple | None:
-    """(k, s, p, d) of a windowed module, per axis; None when the window is not fixed."""
-    if isinstance(m, nn.Conv2d):
-        k, s, d = pair(m.kernel_size), pair(m.stride), pair(m.dilation)
-        if isinstance(m.padding, str):  # "valid" or "same" (left/top padding)
-            p = (
-                (0, 0)
-                if m.padding == "valid"
-                else tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=False))
-            )
-        else:
-            p = pair(m.padding)
-        return k, s, p, d
-    if isinstance(m, nn.MaxPool2d | nn.AvgPool2d):
-        k = pair(m.kernel_size)
-        s = pair(m.stride if m.stride is not None else m.kernel_size)
-        d = pair(getattr(m, "dilation", 1))
-        return k, s, pair(m.padding), d
-    if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d):
-        out = pair(m.output_size)
-        out = tuple(i if o is None else o for o, i in zip(out, in_hw, strict=False))
-        if any(i % o for i, o in zip(in_hw, out, strict=False)):
-            return None  # windows of unequal size: no single field
-        k = tuple(i // o for i, o in zip(in_hw, out, strict=False))
-        return k, k, (0, 0), (1, 1)
-    return None
-
-
-def _global(f: Field | None, in_hw: tuple[int, int]) -> Field | None:
-    """The field of a unit that sees the whole map (a window as large as the map)."""
-    return None if f is None else f.after(in_hw, in_hw, (0, 0))
-
-
-def _union(fields: list[Field | None]) -> Field | None:
-    """Merge of branches: the union of their fields (jumps must agree)."""
-    if not fields or any(f is None for f in fields) or len({f.jump for f in fields}) > 1:
-        return None
-    start = tuple(min(f.start[a] for f in fields) for a in (0, 1))
-    end = tuple(max(f.start[a] + f.size[a] for f in fields) for a in (0, 1))
-    return Field(
-        size=tuple(e - s for e, s in zip(end, start, strict=False)),
-        jump=fields[0].jump,
-        start=start,
-    )
+    def call_module(self, m, forward, args, kwargs):
+        out = super().call_module(m, forward, args, kwargs)
+        if isinstance(out, fx.Proxy):
+            self.calls.setdefault(self.path_of_module(m), []).append(out.node.name)
+        return out
 
 
 def _out_len(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
@@ -306,7 +260,7 @@ def _out_len(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
 
 
 def _out_shape(m: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
-    """Output shape of a known module from its hyperparameters; None for unknown modules.
+    """Output shape of a module in SHAPED from its hyperparameters; None when it must run.
 
     Raises RuntimeError, as the module would, when the input does not fit.
     """
@@ -317,9 +271,9 @@ def _out_shape(m: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
         if isinstance(m, nn.Conv2d) and m.padding == "same":
             hw = shape[2:]
         else:
-            k, s, p, d = _window(m, shape[2:])
+            k, s, p, d = window(m, shape[2:])
             ceil = getattr(m, "ceil_mode", False)
-            hw = tuple(_out_len(n, *a, ceil) for n, *a in zip(shape[2:], k, s, p, d, strict=False))
+            hw = tuple(_out_len(n, *a, ceil) for n, *a in zip(shape[2:], k, s, p, d, strict=True))
         c = m.out_channels if isinstance(m, nn.Conv2d) else shape[1]
         return (shape[0], c, *hw)
     if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) and x.dim() == 4:
@@ -333,156 +287,368 @@ def _out_shape(m: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
         return (*shape[:-1], m.out_features)
     if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d) and shape[1] != m.num_features:
         raise RuntimeError(f"expected {m.num_features} channels, got {shape[1]}")
-    if isinstance(m, POINTWISE):
-        return shape
     if isinstance(m, nn.Flatten):
         a, b = m.start_dim % len(shape), m.end_dim % len(shape)
         return (*shape[:a], int(torch.tensor(shape[a : b + 1]).prod()), *shape[b + 1 :])
     if isinstance(m, GlobalAvgPool) and x.dim() == 4:
         return shape[:2]
+    if isinstance(m, POINTWISE):
+        return shape
     return None
+
+
+def _formula(m: nn.Module, out: torch.Tensor) -> int:
+    """MACs of a module not run (the convention of ninlab.analysis.macs)."""
+    per_sample = out.numel() // max(out.shape[0], 1)
+    if isinstance(m, nn.Conv2d):
+        k = pair(m.kernel_size)
+        return per_sample * (m.in_channels // m.groups) * k[0] * k[1]
+    if isinstance(m, nn.Linear):
+        return per_sample * m.in_features
+    return 0
+
+
+@dataclass
+class _Tensor:
+    """What the propagation knows of a tensor's units: their field, or where and why it was lost."""
+
+    field: Field | None
+    why: str = ""  # why the field is not one window
+    lost_at: str = ""  # the row where it was lost
+    whole: bool = False  # every unit sees the whole input map
+    flat: tuple[int, int] | None = None  # (H, W) of a map whose positions are one axis now
+    const: bool = False  # a parameter or buffer: no field of its own
+
+
+def _fn_name(n: fx.Node) -> str:
+    t = n.target
+    return t if isinstance(t, str) else getattr(t, "__name__", str(t))
+
+
+def _arg(n: fx.Node, i: int, key: str, default=None):
+    return n.kwargs[key] if key in n.kwargs else n.args[i] if len(n.args) > i else default
+
+
+def _base_names(gm: fx.GraphModule, names: dict) -> dict[str, str]:
+    """A row name per node: the module's name for a module call, "scope.function" for a
+    function called in a module's forward (`_Propagator.finish` numbers repeated names)."""
+    base = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_module":
+            base[n.name] = names.get(id(gm.get_submodule(n.target)), n.target)
+        elif n.op in ("call_function", "call_method"):
+            stack = n.meta.get("nn_module_stack") or {}
+            scope = next(reversed(stack.values()))[0] if stack else ""
+            base[n.name] = f"{scope}.{_fn_name(n)}" if scope else _fn_name(n)
+    return base
 
 
 class _Propagator(fx.Interpreter):
     """Runs the traced graph and records one Layer per tensor-producing node.
 
-    With `real=False` a known module is not run: its output is an uninitialised tensor of the
-    shape its hyperparameters give (so a summary costs no arithmetic); the functions in forward
-    (cat, +, mean, flatten) run on those, and an unknown module runs on zeros of its input shape.
+    With `real=False` a module in SHAPED is not run: its output is an uninitialised tensor of
+    the shape its hyperparameters give (so a summary costs little arithmetic); everything else
+    runs under FlopCounterMode (an unknown module on zeros of its input's shape).
     """
 
     def __init__(self, gm: fx.GraphModule, real: bool = False, names: dict | None = None):
         super().__init__(gm)
         self.extra_traceback = False  # fx's annotated traceback imports torch._dynamo (~2 s)
         self.real = real
-        self.names = names or {}
-        self.fields: dict[fx.Node, Field | None] = {}
-        self.global_nodes: set[fx.Node] = set()
+        self.base = _base_names(gm, names or {})
+        self.links: list[tuple[str, list[str]]] = []  # per row: where its field was lost, inputs
+        self.info: dict[fx.Node, _Tensor] = {}
         self.shapes: dict[fx.Node, tuple] = {}
         self.rows: list[Layer] = []
-        self.seen: set[int] = set()
+        self.row_of: dict[str, int] = {}  # node name -> row index
+        self.seen: set[int] = set()  # parameters already counted
+        self.count = Count()
 
     def call_module(self, target, args, kwargs):
         m = self.fetch_attr(target)
-        if not self.real and len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor):
-            shape = _out_shape(m, args[0])
+        x = args[0] if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor) else None
+        if x is not None and isinstance(m, SHAPED) and not self.real:
+            shape = _out_shape(m, x)
             if shape is not None:
-                return torch.empty(shape, dtype=args[0].dtype)  # values never read
-            args = (torch.zeros_like(args[0]),)
-        return m(*args, **kwargs)
-
-    def run_node(self, n: fx.Node):
-        out = super().run_node(n)
-        if isinstance(out, torch.Tensor):
-            self.shapes[n] = tuple(out.shape)
-            if n.op == "placeholder":
-                self.fields[n] = PIXEL
-            elif n.op in ("call_module", "call_function", "call_method"):
-                self._record(n, out)
-            else:
-                self.fields[n] = None
+                out = torch.empty(shape, dtype=x.dtype)  # values never read
+                self.count = Count(_formula(m, out))
+                return out
+        if x is not None and not isinstance(m, SHAPED):
+            args = (torch.zeros_like(x),)  # a module ninlab does not know, on defined values
+        out, self.count = counted(m, *args, **kwargs)
         return out
 
-    def _in(self, n: fx.Node) -> fx.Node | None:
-        return next((a for a in n.all_input_nodes if a in self.shapes), None)
+    def call_function(self, target, args, kwargs):
+        out, self.count = counted(super().call_function, target, args, kwargs)
+        return out
 
-    def _record(self, n: fx.Node, out: torch.Tensor) -> None:
-        src = self._in(n)
-        f_in = self.fields.get(src) if src is not None else None
-        in_shape = self.shapes.get(src, ())
-        in_hw = tuple(in_shape[2:4]) if len(in_shape) == 4 else None
-        macs: int | None = 0
-        known = True
+    def call_method(self, target, args, kwargs):
+        out, self.count = counted(super().call_method, target, args, kwargs)
+        return out
+
+    def run_node(self, n: fx.Node):
+        self.count = Count()
+        out = super().run_node(n)
+        first = out[0] if isinstance(out, tuple | list) and out else out
+        if n.op == "placeholder" and isinstance(out, torch.Tensor):
+            self.info[n], self.shapes[n] = _Tensor(PIXEL), tuple(out.shape)
+        elif n.op == "get_attr" and isinstance(out, torch.Tensor):
+            self.info[n], self.shapes[n] = _Tensor(None, const=True), tuple(out.shape)
+        elif n.op in ("call_module", "call_function", "call_method"):
+            if isinstance(out, torch.Tensor):
+                self.shapes[n] = tuple(out.shape)
+            if isinstance(first, torch.Tensor):
+                self._record(n, out, first)
+        return out
+
+    def _lost(self, n: fx.Node, why: str) -> _Tensor:
+        return _Tensor(None, why=why, lost_at=n.name)
+
+    def _record(self, n: fx.Node, out, first: torch.Tensor) -> None:
+        data = [a for a in n.all_input_nodes if a in self.info and not self.info[a].const]
         params = 0
-        f_out: Field | None = None
-        is_global = src in self.global_nodes
-        per_sample = out.numel() // max(out.shape[0], 1) if out.dim() else out.numel()
         if n.op == "call_module":
             m = self.fetch_attr(n.target)
-            name, kind = self.names.get(id(m), n.target), type(m).__name__
+            kind = type(m).__name__
             if id(m) not in self.seen:  # a module called twice has its parameters counted once
                 self.seen.add(id(m))
                 params = sum(p.numel() for p in m.parameters())
-            window = _window(m, in_hw) if in_hw else None
-            if isinstance(m, nn.Conv2d):
-                k = pair(m.kernel_size)
-                macs = per_sample * (m.in_channels // m.groups) * k[0] * k[1]
-                f_out = f_in.after(*window) if f_in else None
-            elif isinstance(m, nn.Linear):
-                macs = per_sample * m.in_features
-                f_out, is_global = (f_in, is_global) if len(in_shape) == 2 else (None, False)
-            elif isinstance(
-                m, nn.MaxPool2d | nn.AvgPool2d | nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d
-            ):
-                f_out = f_in.after(*window) if f_in and window else None
-                is_global = tuple(out.shape[2:]) == (1, 1)
-            elif isinstance(m, GlobalAvgPool) or (
-                isinstance(m, nn.Flatten) and in_hw and m.start_dim in (1, -3)
-            ):
-                f_out, is_global = _global(f_in, in_hw) if in_hw else f_in, True
-            elif isinstance(m, (*POINTWISE, nn.Flatten)):
-                f_out = f_in
-            else:
-                macs, known, is_global = None, False, False
         else:
-            fn = n.target
-            name = n.name
-            kind = fn if isinstance(fn, str) else getattr(fn, "__name__", str(fn))
-            method = fn if n.op == "call_method" else None
-            tensor_inputs = [a for a in n.all_input_nodes if a in self.shapes]
-            if fn in MERGE_FUNCTIONS or method in MERGE_METHODS:
-                f_out = _union([self.fields.get(a) for a in tensor_inputs])
-                is_global = bool(tensor_inputs) and all(
-                    a in self.global_nodes for a in tensor_inputs
-                )
-            elif fn in POINTWISE_FUNCTIONS or method in POINTWISE_METHODS:
-                f_out = f_in
-            elif fn in RESHAPE or method in RESHAPE_METHODS:
-                if in_hw and out.dim() == 2:  # (N, C, H, W) -> (N, C*H*W): every unit sees all
-                    f_out, is_global = _global(f_in, in_hw), True
-                elif tuple(out.shape) == tuple(in_shape):
-                    f_out = f_in
-            elif (fn is torch.mean or method == "mean") and in_hw and out.shape[0] == in_shape[0]:
-                dims = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else None)
-                dims = {d % 4 for d in ((dims,) if isinstance(dims, int) else tuple(dims or ()))}
-                if dims == {2, 3}:
-                    f_out, is_global = _global(f_in, in_hw), True
-                else:
-                    macs, known = None, False
-            else:
-                macs, known = None, False
-        if not known:
-            f_out = None
-        self.fields[n] = f_out
-        if is_global:
-            self.global_nodes.add(n)
+            kind = _fn_name(n)
+            for a in n.all_input_nodes:  # parameters a function in forward uses (F.conv2d)
+                value = self.fetch_attr(a.target) if a.op == "get_attr" else None
+                if isinstance(value, nn.Parameter) and id(value) not in self.seen:
+                    self.seen.add(id(value))
+                    params += value.numel()
+        if not data:
+            info = _Tensor(None, const=True)
+        else:
+            lost = next((self.info[a] for a in data if self.info[a].field is None), None)
+            info = lost if lost is not None else self._field(n, first, data)
+        self.info[n] = info
+        merges = len(data) > 1 and kind in ELEMENTWISE_FUNCTIONS | CONCAT
+        lost_here = info.field is None and not info.const and info.lost_at == n.name
+        per_sample = first.numel() // max(first.shape[0], 1) if first.dim() else first.numel()
+        self.row_of[n.name] = len(self.rows)
+        self.links.append((info.lost_at if info.field is None and not info.const else "",
+                           [a.name for a in data] if merges else []))  # fmt: skip
         self.rows.append(
             Layer(
-                name=name,
+                name=self.base[n.name],
                 type=kind,
-                output_shape=tuple(out.shape[1:]),
+                output_shape=tuple(first.shape[1:]),
                 params=params,
-                macs=macs,
-                field=f_out,
-                activation_bytes=per_sample * out.element_size(),
-                known=known,
-                global_field=is_global,
+                macs=self.count.macs,
+                field=info.field,
+                activation_bytes=per_sample * first.element_size(),
+                missing=self.count.missing,
+                global_field=info.whole,
+                note=info.why if lost_here else "",
             )
         )
 
+    def finish(self) -> list[Layer]:
+        """The rows, a repeated name numbered by call ("layer1.0.relu#2"), with the rows a merge
+        joins and, after a row whose field is not one window, where it was lost."""
+        total = {}
+        for row in self.rows:
+            total[row.name] = total.get(row.name, 0) + 1
+        seen: dict[str, int] = {}
+        for row in self.rows:
+            if total[row.name] > 1:
+                seen[row.name] = seen.get(row.name, 0) + 1
+                row.name = f"{row.name}#{seen[row.name]}"
+        node_row = {node: self.rows[i].name for node, i in self.row_of.items()}
+        for row, (lost_at, inputs) in zip(self.rows, self.links, strict=True):
+            row.inputs = [node_row.get(a, a) for a in inputs]
+            if lost_at and not row.note:
+                row.note = f"field lost at {node_row.get(lost_at, lost_at)}"
+        return self.rows
+
+    # --- receptive fields -------------------------------------------------------------------
+
+    def _field(self, n: fx.Node, out: torch.Tensor, data: list[fx.Node]) -> _Tensor:
+        """The field of node n's units, its data inputs' fields being known."""
+        x, shape = self.info[data[0]], self.shapes.get(data[0])
+        hw = tuple(shape[2:]) if shape and len(shape) == 4 and x.flat is None else None
+        if n.op == "call_module":
+            return self._module_field(n, self.fetch_attr(n.target), x, hw, out)
+        name = _fn_name(n)
+        if name in CONCAT:
+            dim = _arg(n, 1, "dim", 0) % out.dim()
+            if out.dim() == 4 and dim != 1:
+                return self._lost(n, f"concatenation along axis {dim} joins different pixels")
+            return self._merge(n, data)
+        if name in ELEMENTWISE_FUNCTIONS:
+            return x if len(data) == 1 else self._merge(n, data)
+        if name in RESHAPE:
+            return self._reshape(n, x, shape, tuple(out.shape))
+        if name in REDUCE:
+            return self._reduce(n, name, x, shape, hw, out)
+        if name in SOFTMAX:
+            dim = _arg(n, 1, "dim", -1)
+            if x.flat and shape[dim] == x.flat[0] * x.flat[1]:
+                return self._everything(n, [data[0]])
+            if hw and dim % 4 in (2, 3):
+                return self._lost(n, "a softmax along a spatial axis mixes its pixels")
+            return x
+        if name in PRODUCT:
+            return self._product(n, name, data, x, shape)
+        if name in WINDOWED and hw:
+            return self._functional_window(n, name, x, hw)
+        if name == "pad" and hw:
+            if _arg(n, 2, "mode", "constant") == "circular":
+                return self._lost(n, "circular padding wraps the field around the image")
+            pad = list(_arg(n, 1, "pad")) + [0, 0, 0, 0]
+            return _Tensor(x.field.padded(pad[2], pad[0]), whole=x.whole)
+        if name in ("interpolate", "upsample"):
+            return self._lost(n, "interpolation: neighbouring units share input pixels unevenly")
+        return self._lost(n, f"ninlab does not know how {name} moves pixels")
+
+    def _module_field(self, n, m: nn.Module, x: _Tensor, hw, out) -> _Tensor:
+        why = no_window(m)
+        if why:
+            return self._lost(n, why)
+        if isinstance(m, (*POINTWISE, nn.Dropout)):
+            return x
+        if (
+            isinstance(m, GlobalAvgPool)
+            or isinstance(m, nn.Flatten)
+            and hw
+            and m.start_dim in (1, -3)
+        ):
+            return _Tensor(x.field if x.whole or not hw else whole(x.field, hw), whole=True)
+        if isinstance(m, nn.Flatten):
+            return self._reshape(n, x, self.shapes.get(n.all_input_nodes[0]), tuple(out.shape))
+        if isinstance(m, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d | nn.AdaptiveAvgPool2d |
+                      nn.AdaptiveMaxPool2d) and hw:  # fmt: skip
+            w = window(m, hw)
+            if w is None:
+                return self._lost(n, "adaptive pooling with windows of unequal size")
+            f = x.field.after(*w)
+            return _Tensor(f, whole=x.whole or (not isinstance(m, nn.Conv2d)
+                                                and tuple(out.shape[2:]) == (1, 1)))  # fmt: skip
+        if isinstance(m, nn.Linear):
+            shape = self.shapes[n.all_input_nodes[0]]
+            if len(shape) == 2 or x.flat and shape[-1] != x.flat[0] * x.flat[1]:
+                return x  # on vectors, or on each position of a flattened map
+            return self._lost(n, "a linear layer over the last axis of a map mixes its columns")
+        return self._lost(n, f"ninlab does not know how {type(m).__name__} moves pixels")
+
+    def _merge(self, n: fx.Node, data: list[fx.Node]) -> _Tensor:
+        """Inputs joined unit by unit (addition, concatenation, a gate): the union of fields."""
+        infos = [self.info[a] for a in data]
+        f, why = union([i.field for i in infos if not i.whole], [i.field for i in infos if i.whole])
+        if f is None:
+            return self._lost(n, why)
+        flat = next((i.flat for i in infos if i.flat), None)
+        return _Tensor(f, whole=any(i.whole for i in infos), flat=flat)
+
+    def _everything(self, n: fx.Node, data: list[fx.Node]) -> _Tensor:
+        """Every position meets every other (attention): each unit sees the whole map."""
+        fields = []
+        for a in data:
+            i, shape = self.info[a], self.shapes.get(a)
+            hw = i.flat or (tuple(shape[2:]) if shape and len(shape) == 4 else None)
+            fields.append(i.field if i.whole or hw is None else whole(i.field, hw, keep_jump=True))
+        f, why = union([], fields)
+        if f is None:
+            return self._lost(n, why)
+        flat = next((self.info[a].flat for a in data if self.info[a].flat), None)
+        return _Tensor(f, whole=True, flat=flat)
+
+    def _reshape(self, n: fx.Node, x: _Tensor, shape, out: tuple) -> _Tensor:
+        if shape is None or out == shape:  # an item of a tuple, or no change
+            return x
+        if x.flat is None and len(shape) == 4:  # a map
+            h, w = shape[2:]
+            if len(out) == 2:  # every unit of (N, C*H*W) may see every pixel
+                return _Tensor(x.field if x.whole else whole(x.field, (h, w)), whole=True)
+            if len(out) >= 3 and tuple(out[-2:]) == (h, w):
+                return x  # channels regrouped or an axis added, pixels in place
+            if h * w in out[1:] and h * w > 1:
+                return _Tensor(x.field, whole=x.whole, flat=(h, w))
+            return self._lost(n, "a reshape that moves pixels between positions")
+        if x.flat:
+            h, w = x.flat
+            if len(out) >= 4 and tuple(out[-2:]) == (h, w):
+                return _Tensor(x.field, whole=x.whole)  # a map again
+            if h * w in out[1:]:
+                return x
+            return self._lost(n, "a reshape that splits the flattened positions")
+        return x  # vectors (a gate after global pooling) keep their field
+
+    def _reduce(self, n, name, x: _Tensor, shape, hw, out) -> _Tensor:
+        if name.startswith("adaptive"):
+            if hw and pair(_arg(n, 1, "output_size")) == (1, 1):
+                return _Tensor(x.field if x.whole else whole(x.field, hw), whole=True)
+            return self._lost(n, f"{name} to a grid larger than 1x1")
+        dims = _arg(n, 1, "dim")
+        rank = len(shape)
+        dims = set(range(rank)) if dims is None else {
+            d % rank for d in ((dims,) if isinstance(dims, int) else dims)}  # fmt: skip
+        if x.whole or 0 in dims:
+            return _Tensor(x.field, whole=True, flat=x.flat) if 0 in dims else x
+        if hw:
+            if {2, 3} <= dims:
+                return _Tensor(whole(x.field, hw), whole=True)
+            return x if not dims & {2, 3} else self._lost(n, f"{name} along one spatial axis")
+        if x.flat:
+            at = [d for d in dims if shape[d] == x.flat[0] * x.flat[1]]
+            return self._everything(n, [n.all_input_nodes[0]]) if at else x
+        return x
+
+    def _product(self, n, name, data, x: _Tensor, shape) -> _Tensor:
+        """A product of two activations mixes all positions; with a weight, none."""
+        if len(data) > 1 or name == "scaled_dot_product_attention":
+            return self._everything(n, data)
+        if x.flat and name in ("matmul", "mm", "bmm"):
+            contracted = shape[-1] if n.args[0] is data[0] else shape[-2]
+            if contracted == x.flat[0] * x.flat[1]:
+                return self._everything(n, data)
+            return x
+        return self._lost(n, f"a {name} with a weight over a map's axes")
+
+    def _functional_window(self, n, name, x: _Tensor, hw) -> _Tensor:
+        if name == "conv2d":
+            k = (
+                self.shapes[n.args[1]][2:]
+                if len(n.args) > 1
+                else self.shapes[n.kwargs["weight"]][2:]
+            )
+            s, p, d = (pair(_arg(n, i, key, dft)) if not isinstance(_arg(n, i, key, dft), str)
+                       else _arg(n, i, key, dft) for i, key, dft in
+                       ((3, "stride", 1), (4, "padding", 0), (5, "dilation", 1)))  # fmt: skip
+            if isinstance(p, str):
+                p = (
+                    (0, 0)
+                    if p == "valid"
+                    else tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=False))
+                )
+        else:
+            k = pair(_arg(n, 1, "kernel_size"))
+            s = pair(_arg(n, 2, "stride") or k)
+            p = pair(_arg(n, 3, "padding", 0))
+            d = pair(_arg(n, 4, "dilation", 1)) if name == "max_pool2d" else (1, 1)
+        return _Tensor(x.field.after(tuple(k), s, p, d), whole=x.whole)
+
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """torch.fx graph of a model whose leaves are its modules without children."""
-    if next(model.children(), None) is None:  # a lone layer: make it a node of a graph
+    """torch.fx graph of a model whose leaves are its modules without children; `gm.calls` maps
+    each module's name to the output nodes of its calls."""
+    tracer = _LeafTracer()
+    if tracer.is_leaf_module(model, ""):  # a lone layer: make it a node of a graph
         model = nn.Sequential(model)
     try:
-        graph = _LeafTracer().trace(model)
+        graph = tracer.trace(model)
     except Exception as e:  # fx raises many types for untraceable Python
         raise NinlabError(
             f"{type(model).__name__} cannot be traced by torch.fx ({e}); summary needs a forward "
             "without data-dependent Python control flow."
         ) from None
-    return fx.GraphModule(model, graph)
+    gm = fx.GraphModule(model, graph)
+    gm.calls = tracer.calls
+    return gm
 
 
 def _model_name(model: nn.Module) -> str:
@@ -505,13 +671,16 @@ def summary(
             raise NinlabError("the model has no default_input_size; pass input_size=(C, H, W).")
     input_size = tuple(int(v) for v in input_size)
     prop = _propagate(model, input_size, real)
-    rows = prop.rows
+    outputs = {
+        name: [prop.row_of[node] for node in nodes if node in prop.row_of]
+        for name, nodes in prop.module.calls.items()
+    }
     return Summary(
         model=_model_name(model),
         input_size=input_size,
-        layers=rows,
+        layers=prop.finish(),
         params=sum(p.numel() for p in model.parameters()),
-        unknown=[r.name for r in rows if not r.known],
+        outputs={k: v for k, v in outputs.items() if v},
     )
 
 
@@ -615,6 +784,14 @@ def receptive_field(
     if row.field is None:
         raise NinlabError(f"the field of {layer} is unknown: an unknown layer comes before it.")
     return row.field
+
+
+def input_channels(model: nn.Module) -> int:
+    """The channels a model takes: its default input's, else its first convolution's, else 3."""
+    if hasattr(model, "default_input_size"):
+        return model.default_input_size[0]
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return conv.in_channels if conv is not None else 3
 
 
 def parse_input_size(text: str, in_chans: int) -> tuple[int, int, int]:

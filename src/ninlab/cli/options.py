@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from ninlab.data import DATASETS
 
@@ -94,3 +95,28 @@ def add_out(p, what: str, metavar: str = "FILE", required: bool = False) -> None
 
 def add_json(p) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+
+def json_object(text: str) -> dict:
+    """argparse type: a JSON object ('{"num_classes": 10}')."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object like '{{\"k\": 1}}'")
+    return value
+
+
+def add_model_spec(p, option: str | None = None, required: bool = True) -> None:
+    """MODEL (or --model): a registry name, package.module:callable or file.py:callable, and
+    --kwargs for the callable. Importing user code runs it: the help says so."""
+    what = ("a name from `ninlab models`, package.module:callable or path/to/file.py:callable "
+            "(importing a module or file runs its code)")  # fmt: skip
+    if option:
+        p.add_argument(option, dest="model", metavar="MODEL", required=required, help=what)
+    else:
+        p.add_argument("model", metavar="MODEL", help=what)
+    example = """'{"num_classes": 10}'"""
+    p.add_argument("--kwargs", type=json_object, default=None, metavar="JSON",
+                   help=f"keyword arguments for the callable, e.g. {example}")  # fmt: skip
