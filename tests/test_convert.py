@@ -2,10 +2,12 @@
 
 import copy
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from ninlab.analysis import working_sizes
@@ -341,3 +343,20 @@ def test_cli_export_without_onnx_is_one_sentence(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("ninlab: error: ONNX export needs the package(s) onnx, onnxscript, not")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_convert_a_model_named_without_a_run(tmp_path, capsys):
+    out = tmp_path / "lenet.safetensors"
+    assert main(["convert", "--model", "lenet_fc", "--out", str(out), "--batch-size", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "model lenet_fc (its own weights), input 1x28x28" in printed
+    assert float(printed.split("max |converted - original| = ")[1].split()[0]) < 1e-5
+    dense, config = load_converted(out)  # rebuilt from its spec, with the converted weights
+    saved = load_file(str(out))
+    assert config is None and all(torch.equal(v, saved[k]) for k, v in dense.state_dict().items())
+    refnets = Path(__file__).parents[1] / "examples" / "refnets.py"
+    argv = ["convert", "--model", f"{refnets}:vgg16", "--input", "3x224x224", "--out", str(out)]
+    assert main(argv) == 2
+    assert "VGG is neither an nn.Sequential" in capsys.readouterr().err
+    assert main(["convert", "--out", str(out)]) == 2
+    assert "give a RUN_DIR or --model MODEL" in capsys.readouterr().err

@@ -23,8 +23,9 @@ def at_least(low: int):
     return parse
 
 
-def add_run_dir(p) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `ninlab train`")
+def add_run_dir(p, optional: bool = False) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?" if optional else None,
+                   help="a run directory written by `ninlab train`")  # fmt: skip
 
 
 def add_data_dir(p) -> None:
@@ -50,9 +51,9 @@ def add_weights(p) -> None:
     )
 
 
-def add_run_inputs(p) -> None:
+def add_run_inputs(p, optional: bool = False) -> None:
     """RUN_DIR, --data-dir and --weights: what every verb that reads a trained run takes."""
-    add_run_dir(p)
+    add_run_dir(p, optional)
     add_data_dir(p)
     add_weights(p)
 

@@ -19,6 +19,7 @@ from ninlab.convert.fuse import fold_batchnorm, fold_conv_bn, fuse_convs, fuse_l
 from ninlab.convert.inference import (
     Conversion,
     ConvertReport,
+    convert_model,
     convert_run,
     export_run,
     for_inference,
@@ -43,6 +44,7 @@ __all__ = [
     "check_sliding_window",
     "conv1x1_as_matmul",
     "conv1x1_to_linear",
+    "convert_model",
     "convert_run",
     "convolutionalize",
     "export_onnx",

@@ -5,13 +5,14 @@ for_inference     model -> (DenseClassifier, Conversion)
 save_converted    safetensors whose metadata says what was done and holds the run's config
 load_converted    the model back from that file
 convert_run       a run directory -> converted, checked, timed and saved (`ninlab convert`)
+convert_model     the same for a model named without a run (`ninlab convert --model SPEC`)
 export_run        a run directory -> converted ONNX, checked with onnxruntime (`ninlab export`)
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -25,8 +26,8 @@ from ninlab.convert.fuse import fold_batchnorm, fuse_linear_1x1
 from ninlab.convert.measure import images_per_second
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write
-from ninlab.models import create_model
-from ninlab.runs import Run, load_run
+from ninlab.models import create_model, load_model
+from ninlab.runs import load_run
 from ninlab.train import TrainConfig
 
 FORMAT = "ninlab.convert.for_inference"
@@ -55,21 +56,26 @@ def for_inference(
 
 
 def save_converted(
-    model: DenseClassifier, path: str | Path, conversion: Conversion, config: TrainConfig
+    model: DenseClassifier,
+    path: str | Path,
+    conversion: Conversion,
+    config: TrainConfig | None,
+    source: dict | None = None,
 ) -> None:
-    """Safetensors weights; the metadata says what was done and holds the run's config."""
+    """Safetensors weights; the metadata says what was done and holds the run's config, or, for
+    a model named without a run, `source` ({"model": spec, "kwargs": {...}})."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {
-        "model": config.model,
-        "format": FORMAT,
-        "conversion": json.dumps(asdict(conversion)),
-        "config": json.dumps(config.to_dict()),
-    }
+    meta = {"format": FORMAT, "conversion": json.dumps(asdict(conversion))}
+    if config is not None:
+        meta |= {"model": config.model, "config": json.dumps(config.to_dict())}
+    else:
+        meta |= {"model": source["model"], "source": json.dumps(source)}
     atomic_write(Path(path), lambda tmp: save_file(state, tmp, metadata=meta))
 
 
-def load_converted(path: str | Path) -> tuple[DenseClassifier, TrainConfig]:
-    """Rebuild a model written by `save_converted` (or `ninlab convert`): (model, config)."""
+def load_converted(path: str | Path) -> tuple[DenseClassifier, TrainConfig | None]:
+    """Rebuild a model written by `save_converted` (or `ninlab convert`): (model, config); the
+    config is None for a model converted without a run (it is rebuilt from its spec)."""
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
@@ -78,10 +84,14 @@ def load_converted(path: str | Path) -> tuple[DenseClassifier, TrainConfig]:
         raise NinlabError(f"{path} cannot be read as safetensors ({e}).") from None
     if meta.get("format") != FORMAT:
         raise NinlabError(f"{path} was not written by `ninlab convert`; convert the run first.")
-    config = TrainConfig.from_dict(json.loads(meta["config"]))
-    size = json.loads(meta["conversion"])["input_size"]
-    model = create_model(config.model, num_classes=len(config.classes), in_chans=size[0])
-    dense, _ = for_inference(model, tuple(size))
+    size = tuple(json.loads(meta["conversion"])["input_size"])
+    if "config" in meta:
+        config = TrainConfig.from_dict(json.loads(meta["config"]))
+        model = create_model(config.model, num_classes=len(config.classes), in_chans=size[0])
+    else:
+        config, source = None, json.loads(meta["source"])
+        model = load_model(source["model"], source["kwargs"])
+    dense, _ = for_inference(model, size)
     dense.load_state_dict(state)
     return dense.eval(), config
 
@@ -104,7 +114,7 @@ def _converted_run(run_dir: str | Path, weights: str, out: Path, option: str):
 class ConvertReport:
     """What `convert_run` did and measured, in this process."""
 
-    run: Run
+    source: str  # what was converted: "nin_fast from runs/x/best.safetensors"
     conversion: Conversion
     out: Path
     batch_size: int
@@ -116,8 +126,7 @@ class ConvertReport:
     def lines(self) -> list[str]:
         c = self.conversion
         return [
-            f"model {self.run.config.model} from {self.run.weights}, input "
-            f"{'x'.join(map(str, c.input_size))}",
+            f"model {self.source}, input {'x'.join(map(str, c.input_size))}",
             f"folded batch norm: {len(c.folded)} pairs; fused conv pairs: {len(c.fused)}; score "
             f"grid stride {c.stride} px",
             f"check: max |converted - original| = {self.max_diff:.2e} on {self.batch_size} random "
@@ -136,16 +145,49 @@ def convert_run(
     `batch_size` random N(0, 1) inputs (seeded), and save the converted weights to `out`."""
     out = Path(out)
     run, dense, conversion = _converted_run(run_dir, weights, out, "--out")
-    x = torch.randn(batch_size, *run.input_shape, generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        ref = run.model(x)
-        diff = (dense(x).flatten(1) - ref).abs().max().item()
-    before = images_per_second(run.model, x)
-    after = images_per_second(dense, x)
+    report = _check_and_time(run.model, dense, conversion, out, batch_size, seed)
     save_converted(dense, out, conversion, run.config)
-    return ConvertReport(
-        run, conversion, out, batch_size, diff, ref.abs().max().item(), before, after
-    )
+    return replace(report, source=f"{run.config.model} from {run.weights}")
+
+
+def convert_model(
+    spec: str,
+    out: str | Path,
+    kwargs: dict | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> ConvertReport:
+    """`convert_run` for a model named without a run (`ninlab.models.load_model`): its own
+    weights, at `input_shape` (default: the model's `default_input_size`)."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise NinlabError(f"folder {out.parent} does not exist; create it or pick another --out.")
+    model = load_model(spec, kwargs).eval()
+    input_shape = input_shape or getattr(model, "default_input_size", None)
+    if input_shape is None:
+        raise NinlabError(f"{spec} has no default input size; give one with --input CxHxW.")
+    try:
+        dense, conversion = for_inference(model, tuple(input_shape))
+    except ValueError as e:
+        raise NinlabError(str(e)) from None
+    report = _check_and_time(model, dense, conversion, out, batch_size, seed)
+    save_converted(dense, out, conversion, None, {"model": spec, "kwargs": kwargs or {}})
+    return replace(report, source=f"{spec} (its own weights)")
+
+
+def _check_and_time(model, dense, conversion, out, batch_size, seed) -> ConvertReport:
+    """The converted model's largest logit difference and both models' images/s, on the same
+    `batch_size` random N(0, 1) inputs (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, *conversion.input_size, generator=g)
+    with torch.no_grad():
+        ref = model(x)
+        diff = (dense(x).flatten(1) - ref).abs().max().item()
+    before = images_per_second(model, x)
+    after = images_per_second(dense, x)
+    return ConvertReport("", conversion, out, batch_size, diff, ref.abs().max().item(), before,
+                         after)  # fmt: skip
 
 
 def export_run(
