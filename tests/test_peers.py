@@ -203,3 +203,25 @@ def test_a_model_that_cannot_be_loaded_is_one_sentence(spec, message, tmp_path, 
     assert main(["summary", spec.format(tmp=tmp_path), "--input", "3x32x32"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_multi_head_attention_is_counted_through_its_composite_path():
+    """In eval mode without gradients nn.MultiheadAttention runs one fused kernel that
+    FlopCounterMode has no formula for; ninlab counts the linear and bmm path it stands for."""
+
+    class Tokens(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3)
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            t = self.stem(x).flatten(2).transpose(1, 2)  # N x HW x C
+            return self.attn(t, t, t)[0]
+
+    model = Tokens()
+    s = summary(model, (3, 10, 10))
+    with FlopCounterMode(display=False) as counter:  # training mode: the composite path
+        model(torch.zeros(1, 3, 10, 10))
+    assert not s.unknown and s.flops == counter.get_total_flops()
+    assert s.layer("attn").global_field and s.layer("attn").field.size == (10, 10)

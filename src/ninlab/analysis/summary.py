@@ -45,6 +45,7 @@ POINTWISE = (
     nn.Dropout2d,
     nn.Identity,
 )
+ATTENTION = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 SHAPED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
           nn.Linear, nn.Flatten, GlobalAvgPool, *POINTWISE)  # fmt: skip
 # functions and methods, by name, that act on each element (one input) or merge aligned inputs
@@ -320,6 +321,12 @@ class _Tensor:
     const: bool = False  # a parameter or buffer: no field of its own
 
 
+def _detached(out):
+    if isinstance(out, tuple | list):
+        return type(out)(_detached(o) for o in out)
+    return out.detach() if isinstance(out, torch.Tensor) else out
+
+
 def _fn_name(n: fx.Node) -> str:
     t = n.target
     return t if isinstance(t, str) else getattr(t, "__name__", str(t))
@@ -375,8 +382,11 @@ class _Propagator(fx.Interpreter):
                 return out
         if x is not None and not isinstance(m, SHAPED):
             args = (torch.zeros_like(x),)  # a module ninlab does not know, on defined values
-        out, self.count = counted(m, *args, **kwargs)
-        return out
+        # with gradients on, attention and transformer layers take their composite path (linear,
+        # bmm) rather than a fused kernel that FlopCounterMode has no formula for
+        with torch.enable_grad():
+            out, self.count = counted(m, *args, **kwargs)
+        return _detached(out)
 
     def call_function(self, target, args, kwargs):
         out, self.count = counted(super().call_function, target, args, kwargs)
@@ -528,6 +538,8 @@ class _Propagator(fx.Interpreter):
             f = x.field.after(*w)
             return _Tensor(f, whole=x.whole or (not isinstance(m, nn.Conv2d)
                                                 and tuple(out.shape[2:]) == (1, 1)))  # fmt: skip
+        if isinstance(m, ATTENTION) and x.flat:
+            return self._everything(n, [a for a in n.all_input_nodes if a in self.info])
         if isinstance(m, nn.Linear):
             shape = self.shapes[n.all_input_nodes[0]]
             if len(shape) == 2 or x.flat and shape[-1] != x.flat[0] * x.flat[1]:
