@@ -2,8 +2,8 @@
 ledger's core and its claims about shapes.
 
 The MAC/FLOP convention is defined once, in `ninlab.analysis.macs`, receptive fields in
-`ninlab.analysis.fields`; the with-versus-without
-tables of `ninlab compare` are in `ninlab.analysis.compare`; claims 1-20 are in
+`ninlab.analysis.fields`; `ninlab.analysis.propagate` runs a model's graph for the summary; the
+with-versus-without tables of `ninlab compare` are in `ninlab.analysis.compare`; claims 1-20 are in
 `ninlab.analysis.shape_claims`, their verdict words in `ninlab.analysis.verdicts`.
 """
 
