@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ninlab.analysis import receptive_field, summary
+from ninlab.analysis.macs import counted
 from ninlab.cli import main
 from ninlab.models import load_model
 
@@ -225,3 +226,36 @@ def test_multi_head_attention_is_counted_through_its_composite_path():
         model(torch.zeros(1, 3, 10, 10))
     assert not s.unknown and s.flops == counter.get_total_flops()
     assert s.layer("attn").global_field and s.layer("attn").field.size == (10, 10)
+
+
+def test_every_product_flop_counter_mode_knows_is_counted():
+    class Products(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(6, 4, 3, 3))
+            self.up = nn.ConvTranspose2d(6, 4, 3, stride=2)
+            self.bias = nn.Parameter(torch.zeros(1, 17, 17))
+
+        def forward(self, x):
+            y = F.conv2d(x, self.w, padding=1)  # 6 x 8 x 8: 6*8*8 * 4*9 = 13,824 MACs
+            y = self.up(y)  # 4 x 17 x 17
+            t = y.flatten(2)  # 1 x 4 x 289
+            s = torch.baddbmm(self.bias, t.transpose(1, 2)[:, :17], t[:, :, :17])  # 17*4*17
+            q = t.transpose(1, 2)[:, None].contiguous()  # 1 x 1 x 289 x 4: the CPU flash kernel
+            a = F.scaled_dot_product_attention(q, q, q)  # 2 * 289*289*4
+            return a.sum() + s.sum() + torch.einsum("bcl,bdl->bcd", t, t).sum()  # 4*4*289
+
+    model = Products().eval()
+    s = summary(model, (4, 8, 8))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.up(torch.zeros(1, 6, 8, 8))
+    rows = {r.type: r.macs for r in s.layers}
+    assert rows["conv2d"] == 6 * 8 * 8 * 4 * 9
+    assert rows["ConvTranspose2d"] == counter.get_total_flops() // 2
+    assert rows["baddbmm"] == 17 * 4 * 17
+    assert rows["scaled_dot_product_attention"] == 2 * 289 * 289 * 4
+    assert rows["einsum"] == 4 * 4 * 289
+    assert not s.unknown
+    q = torch.randn(1, 2, 50, 8)
+    with torch.no_grad():  # the kernel FlopCounterMode has no formula for, counted as CUDA's
+        assert counted(F.scaled_dot_product_attention, q, q, q)[1].macs == 2 * 2 * 50 * 50 * 8

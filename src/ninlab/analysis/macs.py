@@ -30,7 +30,21 @@ aten = torch.ops.aten
 _SAME_FORMULA = {
     aten._scaled_dot_product_flash_attention_for_cpu: aten._scaled_dot_product_flash_attention,
 }
-CUSTOM = {op: flop_registry[ref] for op, ref in _SAME_FORMULA.items() if ref in flop_registry}
+
+
+def _as_is(formula):
+    """A registry formula (already taking tensors) that FlopCounterMode must not wrap again."""
+
+    def count(*args, **kwargs):
+        return formula(*args, **kwargs)
+
+    count._get_raw = True
+    return count
+
+
+CUSTOM = {
+    op: _as_is(flop_registry[ref]) for op, ref in _SAME_FORMULA.items() if ref in flop_registry
+}
 
 # aten ops that do no multiply-adds of two tensors, beyond those tagged pointwise and the views
 ZERO_COST = {
