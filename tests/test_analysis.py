@@ -141,6 +141,11 @@ def test_too_small_input_names_smallest_size():
         summary(create_model("alexnet_fc"), (1, 256, 256))
 
 
+def test_a_layer_norm_over_the_map_fixes_the_input_size():
+    model = chain(nn.Conv2d(1, 4, 3), nn.LayerNorm([4, 26, 26]), nn.AdaptiveAvgPool2d(1))
+    assert working_sizes(model, 1, 64) == (28, 28)  # the norm runs: its shape is checked
+
+
 def test_parse_input_size():
     assert parse_input_size("1x224x224", 3) == (1, 224, 224)
     assert parse_input_size("96", 3) == (3, 96, 96)

@@ -259,3 +259,16 @@ def test_every_product_flop_counter_mode_knows_is_counted():
     q = torch.randn(1, 2, 50, 8)
     with torch.no_grad():  # the kernel FlopCounterMode has no formula for, counted as CUDA's
         assert counted(F.scaled_dot_product_attention, q, q, q)[1].macs == 2 * 2 * 50 * 50 * 8
+
+
+def test_a_model_file_may_use_dataclasses_and_its_own_imports(tmp_path):
+    (tmp_path / "widths.py").write_text("WIDTH = 6\n")
+    (tmp_path / "net.py").write_text(
+        "from __future__ import annotations\n\nfrom dataclasses import dataclass\n\n"
+        "from torch import nn\n\n"
+        "from widths import WIDTH\n\n\n"
+        "@dataclass\nclass Config:\n    width: int = WIDTH\n\n\n"
+        "def net(width=None):\n    return nn.Conv2d(3, width or Config().width, 3)\n"
+    )
+    assert summary(load_model(f"{tmp_path}/net.py:net"), (3, 8, 8)).params == 6 * 27 + 6
+    assert summary(load_model(f"{tmp_path}/net.py:net", {"width": 2}), (3, 8, 8)).params == 56

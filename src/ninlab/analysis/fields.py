@@ -102,19 +102,23 @@ def union(local: list[Field], broadcast: list[Field] = ()) -> tuple[Field | None
     return Field(size, every[0].jump, start, whole=bool(broadcast)), ""
 
 
+def conv_window(kernel, stride, padding, dilation) -> tuple:
+    """(k, s, p, d) per axis of a convolution, module or functional; padding may be "valid" or
+    "same" (torch pads the extra row and column of an even kernel after: p is the top/left)."""
+    k, s, d = pair(kernel), pair(stride), pair(dilation)
+    if padding == "valid":
+        p = (0, 0)
+    elif padding == "same":
+        p = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=True))
+    else:
+        p = pair(padding)
+    return k, s, p, d
+
+
 def window(m: nn.Module, in_hw: tuple[int, int]) -> tuple | None:
     """(k, s, p, d) of a windowed module, per axis; None when the window is not fixed."""
     if isinstance(m, nn.Conv2d):
-        k, s, d = pair(m.kernel_size), pair(m.stride), pair(m.dilation)
-        if isinstance(m.padding, str):  # "valid" or "same" (left/top padding)
-            p = (
-                (0, 0)
-                if m.padding == "valid"
-                else tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=False))
-            )
-        else:
-            p = pair(m.padding)
-        return k, s, p, d
+        return conv_window(m.kernel_size, m.stride, m.padding, m.dilation)
     if isinstance(m, nn.MaxPool2d | nn.AvgPool2d):
         k = pair(m.kernel_size)
         s = pair(m.stride if m.stride is not None else m.kernel_size)

@@ -24,26 +24,25 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
-from ninlab.analysis.fields import PIXEL, Field, no_window, union, whole, window
+from ninlab.analysis.fields import PIXEL, Field, conv_window, no_window, union, whole, window
 from ninlab.analysis.macs import Count, counted
 from ninlab.errors import NinlabError
 from ninlab.models.layers import ELEMENTWISE, GlobalAvgPool, pair
 
-# Modules that act on each pixel (and channel) alone: field passes through, 0 MACs.
+# Modules that act on each pixel (and channel) alone: field passes through, 0 MACs, shape kept.
 POINTWISE = (
     *ELEMENTWISE,
     nn.BatchNorm1d,
     nn.BatchNorm2d,
-    nn.GroupNorm,
-    nn.LayerNorm,
-    nn.InstanceNorm2d,
     nn.LocalResponseNorm,  # mixes channels of one pixel only
     nn.Softmax,
     nn.LogSoftmax,
-    nn.Dropout2d,
-    nn.Identity,
 )
+# Normalised over the map: taken as pointwise for fields (see above), but run, since their
+# shapes are checked against the input (LayerNorm's normalized_shape, GroupNorm's channels).
+NORMS = (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
 ATTENTION = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+# Modules whose output shape and MACs come from their hyperparameters, without running them.
 SHAPED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
           nn.Linear, nn.Flatten, GlobalAvgPool, *POINTWISE)  # fmt: skip
 # functions and methods, by name, that act on each element (one input) or merge aligned inputs
@@ -173,7 +172,7 @@ class _Tensor:
 
     field: Field | None
     why: str = ""  # why the field is not one window
-    lost_at: str = ""  # the row where it was lost
+    lost_at: str = ""  # the node where it was lost
     whole: bool = False  # every unit sees the whole input map
     flat: tuple[int, int] | None = None  # (H, W) of a map whose positions are one axis now
     const: bool = False  # a parameter or buffer: no field of its own
@@ -377,7 +376,7 @@ class Propagator(fx.Interpreter):
         why = no_window(m)
         if why:
             return self._lost(n, why)
-        if isinstance(m, (*POINTWISE, nn.Dropout)):
+        if isinstance(m, (*POINTWISE, *NORMS)):
             return x
         if (
             isinstance(m, GlobalAvgPool)
@@ -457,8 +456,8 @@ class Propagator(fx.Interpreter):
         rank = len(shape)
         dims = set(range(rank)) if dims is None else {
             d % rank for d in ((dims,) if isinstance(dims, int) else dims)}  # fmt: skip
-        if x.whole or 0 in dims:
-            return _Tensor(x.field, whole=True, flat=x.flat) if 0 in dims else x
+        if x.whole:
+            return x
         if hw:
             if {2, 3} <= dims:
                 return _Tensor(whole(x.field, hw), whole=True)
@@ -480,32 +479,24 @@ class Propagator(fx.Interpreter):
         return self._lost(n, f"a {name} with a weight over a map's axes")
 
     def _functional_window(self, n, name, x: _Tensor, hw) -> _Tensor:
+        """F.conv2d(input, weight, bias, stride, padding, dilation) and F.max/avg_pool2d(input,
+        kernel_size, stride, padding[, dilation]), read from the call's arguments."""
         if name == "conv2d":
-            k = (
-                self.shapes[n.args[1]][2:]
-                if len(n.args) > 1
-                else self.shapes[n.kwargs["weight"]][2:]
-            )
-            s, p, d = (pair(_arg(n, i, key, dft)) if not isinstance(_arg(n, i, key, dft), str)
-                       else _arg(n, i, key, dft) for i, key, dft in
-                       ((3, "stride", 1), (4, "padding", 0), (5, "dilation", 1)))  # fmt: skip
-            if isinstance(p, str):
-                p = (
-                    (0, 0)
-                    if p == "valid"
-                    else tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=False))
-                )
+            weight = _arg(n, 1, "weight")
+            kernel = self.shapes[weight][2:]
+            args = (_arg(n, 3, "stride", 1), _arg(n, 4, "padding", 0), _arg(n, 5, "dilation", 1))
+            k, s, p, d = conv_window(kernel, *args)
         else:
             k = pair(_arg(n, 1, "kernel_size"))
             s = pair(_arg(n, 2, "stride") or k)
             p = pair(_arg(n, 3, "padding", 0))
             d = pair(_arg(n, 4, "dilation", 1)) if name == "max_pool2d" else (1, 1)
-        return _Tensor(x.field.after(tuple(k), s, p, d), whole=x.whole)
+        return _Tensor(x.field.after(k, s, p, d), whole=x.whole)
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """torch.fx graph of a model whose leaves are its modules without children; `gm.calls` maps
-    each module's name to the output nodes of its calls."""
+    """torch.fx graph of a model whose leaves are torch.nn's modules (see _LeafTracer);
+    `gm.calls` maps each module's name to the output nodes of its calls."""
     tracer = _LeafTracer()
     if tracer.is_leaf_module(model, ""):  # a lone layer: make it a node of a graph
         model = nn.Sequential(model)

@@ -40,7 +40,8 @@ def run(args) -> int:
     if args.run_dir is not None:
         report = convert_run(args.run_dir, args.out, args.weights, args.batch_size, args.seed)
     else:
-        size = args.input and parse_input_size(args.input, input_channels(load_model(args.model)))
-        report = convert_model(args.model, args.out, args.kwargs, size, args.batch_size, args.seed)
+        model = load_model(args.model, args.kwargs)
+        size = args.input and parse_input_size(args.input, input_channels(model))
+        report = convert_model(model, args.out, size, args.batch_size, args.seed)
     print("\n".join(report.lines()))
     return 0

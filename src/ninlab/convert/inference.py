@@ -151,28 +151,29 @@ def convert_run(
 
 
 def convert_model(
-    spec: str,
+    model: nn.Module,
     out: str | Path,
-    kwargs: dict | None = None,
     input_shape: tuple[int, int, int] | None = None,
     batch_size: int = 64,
     seed: int = 0,
 ) -> ConvertReport:
-    """`convert_run` for a model named without a run (`ninlab.models.load_model`): its own
-    weights, at `input_shape` (default: the model's `default_input_size`)."""
+    """`convert_run` for a model named without a run, as `ninlab.models.load_model` built it
+    (its spec is saved, to build it again in `load_converted`), with its own weights, at
+    `input_shape` (default: the model's `default_input_size`)."""
     out = Path(out)
     if not out.parent.is_dir():
         raise NinlabError(f"folder {out.parent} does not exist; create it or pick another --out.")
-    model = load_model(spec, kwargs).eval()
+    spec = getattr(model, "model_name", type(model).__name__)
     input_shape = input_shape or getattr(model, "default_input_size", None)
     if input_shape is None:
         raise NinlabError(f"{spec} has no default input size; give one with --input CxHxW.")
     try:
-        dense, conversion = for_inference(model, tuple(input_shape))
+        dense, conversion = for_inference(model.eval(), tuple(input_shape))
     except ValueError as e:
         raise NinlabError(str(e)) from None
     report = _check_and_time(model, dense, conversion, out, batch_size, seed)
-    save_converted(dense, out, conversion, None, {"model": spec, "kwargs": kwargs or {}})
+    source = {"model": spec, "kwargs": getattr(model, "model_kwargs", {})}
+    save_converted(dense, out, conversion, None, source)
     return replace(report, source=f"{spec} (its own weights)")
 
 

@@ -25,7 +25,10 @@ def load_model(spec: str, kwargs: dict | None = None, num_classes: int | None = 
     """The model `spec` names, built with `kwargs` (registry models also take `num_classes`)."""
     kwargs = dict(kwargs or {})
     if spec in list_models():
-        return create_model(spec, num_classes=num_classes or 10, **kwargs)
+        kwargs.setdefault("num_classes", num_classes or 10)
+        model = create_model(spec, **kwargs)
+        model.model_kwargs = kwargs
+        return model
     where, sep, attr = spec.rpartition(":")
     if not sep or not where or not attr:
         raise NinlabError(f"unknown model {spec!r}; name {FORMS}.")
@@ -50,7 +53,7 @@ def load_model(spec: str, kwargs: dict | None = None, num_classes: int | None = 
     if not isinstance(model, nn.Module):
         raise NinlabError(f"{spec}({_shown(kwargs)}) returned a {type(model).__name__}, not an "
                           "nn.Module.")  # fmt: skip
-    model.model_name = spec
+    model.model_name, model.model_kwargs = spec, kwargs  # how to build it again
     return model
 
 
@@ -65,10 +68,12 @@ def _import_file(path: str):
     name = f"_ninlab_user_{file.stem}"
     loader = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(loader)
+    sys.modules[name] = module  # as an import does: dataclasses and pickle look it up there
     sys.path.insert(0, str(file.resolve().parent))  # its own imports of files beside it
     try:
         loader.loader.exec_module(module)
     except Exception as e:
+        del sys.modules[name]
         raise NinlabError(f"importing {path} raised {type(e).__name__}: {e}") from None
     finally:
         sys.path.remove(str(file.resolve().parent))
