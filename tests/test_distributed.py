@@ -15,6 +15,7 @@ import torch
 
 from ninlab.cli import main
 from ninlab.data import load_dataset
+from ninlab.errors import NinlabError
 from ninlab.models import create_model
 from ninlab.train import World, fit, precision_for, prepare_config, resolve, to_input
 from ninlab.train.loop import SYNC_EVERY
@@ -34,7 +35,10 @@ def data_dir(tmp_path_factory):
 
 
 def _env(tmp_path):
-    return {**os.environ, "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    """The workers' environment: one thread each and no GPU, so that they run gloo on the CPU
+    on any machine (a GPU machine would give them NCCL, one GPU per process)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
 
 
 def _run(cmd, tmp_path, timeout=120):
@@ -184,6 +188,24 @@ def test_bad_distributed_options_are_one_sentence(tmp_path, capsys, argv, messag
     err = capsys.readouterr().err
     assert err.startswith("ninlab: error: ") and message in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_more_processes_than_gpus_is_one_sentence(tmp_path, capsys, monkeypatch):
+    """NCCL refuses two ranks on one GPU ("Duplicate GPU detected", seen on an H200): refuse
+    before starting them."""
+    from ninlab.train.distributed import device_for
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert device_for("auto", World(rank=0, local_rank=0, size=2, local_size=1)).index == 0
+    for world in (World(0, 0, 2, local_size=2), World(1, 1, 2)):  # LOCAL_WORLD_SIZE unset
+        with pytest.raises(NinlabError, match="2 processes on this machine need a CUDA GPU each"):
+            device_for("cuda", world)
+    out = tmp_path / "run"
+    assert main(["train", "--nproc", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "but it has 1; pass --nproc 1 (torchrun: --nproc-per-node 1) or --device cpu." in err
+    assert err.count("\n") == 1 and not out.exists()
 
 
 def test_nproc_below_one_is_refused_by_the_parser(capsys):

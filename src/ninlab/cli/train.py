@@ -84,7 +84,7 @@ def run(args) -> int:
         raise NinlabError(f"--resume continues a run with its saved config; drop {flag}.")
     if args.nproc:  # the same command as N processes under torchrun; bad input is refused once
         if not args.resume:
-            placement(config(args), World(size=args.nproc))
+            placement(config(args), World(size=args.nproc, local_size=args.nproc))
         return launch_local(args.nproc, without_nproc(args.argv))
     if args.resume:
         resume_run(args.resume, device=args.device, progress=not args.no_progress)

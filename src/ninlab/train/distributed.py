@@ -47,6 +47,7 @@ class World:
     rank: int = 0
     local_rank: int = 0  # rank on this machine: which GPU to use
     size: int = 1
+    local_size: int = 1  # processes on this machine (torchrun's LOCAL_WORLD_SIZE)
 
     @property
     def main(self) -> bool:
@@ -108,15 +109,19 @@ def env_world() -> World:
             int(os.environ.get("RANK", 0)),
             int(os.environ.get("LOCAL_RANK", 0)),
             int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
         )
     except ValueError:
-        raise NinlabError("RANK, LOCAL_RANK and WORLD_SIZE must be whole numbers.") from None
+        raise NinlabError(
+            "RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE must be whole numbers."
+        ) from None
 
 
 def current_world() -> World:
     """The initialised process group's world, else one process."""
     if dist.is_available() and dist.is_initialized():
-        return World(dist.get_rank(), env_world().local_rank, dist.get_world_size())
+        env = env_world()
+        return World(dist.get_rank(), env.local_rank, dist.get_world_size(), env.local_size)
     return World()
 
 
@@ -157,7 +162,8 @@ def autocast(precision: str, device: torch.device, training: bool = True):
 
 def device_for(name: str, world: World) -> torch.device:
     """The device this rank trains on: "auto" is CUDA when present, and rank r of a machine
-    takes GPU r (LOCAL_RANK)."""
+    takes GPU r (LOCAL_RANK). NCCL refuses two processes on one GPU, so a machine needs a GPU
+    per process."""
     cuda = torch.cuda.is_available()
     if name.startswith("cuda") and not cuda:
         raise NinlabError(
@@ -167,7 +173,13 @@ def device_for(name: str, world: World) -> torch.device:
     if name == "cpu" or (name == "auto" and not cuda):
         return torch.device("cpu")
     if name in ("auto", "cuda"):
-        return torch.device("cuda", world.local_rank % torch.cuda.device_count())
+        gpus, procs = torch.cuda.device_count(), max(world.local_size, world.local_rank + 1)
+        if procs > gpus:
+            raise NinlabError(
+                f"{procs} processes on this machine need a CUDA GPU each but it has {gpus}; "
+                f"pass --nproc {gpus} (torchrun: --nproc-per-node {gpus}) or --device cpu."
+            )
+        return torch.device("cuda", world.local_rank)
     return torch.device(name)
 
 
