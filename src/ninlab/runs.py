@@ -7,6 +7,8 @@ RUN_DIR/final.safetensors  weights after the last epoch   } metadata: model name
 RUN_DIR/best.safetensors   weights of the best test epoch }
 RUN_DIR/checkpoint.pt      model, optimizer, scheduler and RNG states, for --resume
 RUN_DIR/confusion.png      the confusion matrix, written by `ninlab eval`
+RUN_DIR/files.json         a folder of images only: which files went to train and test, and
+                           which were skipped (paths relative to the folder)
 
 Writing: `train_run` and `resume_run` run `ninlab.train.fit` with a RunWriter callback, which
 rewrites each file atomically at every epoch end (and the checkpoint on an interrupt). Reading:
@@ -31,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from ninlab.data import Dataset, load_dataset
+from ninlab.data import Dataset, dataset_label, load_dataset
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write, write_text
 from ninlab.models import create_model
@@ -67,6 +69,7 @@ CONFIG = "config.json"
 METRICS_CSV, METRICS_JSONL = "metrics.csv", "metrics.jsonl"
 CURVES, CONFUSION = "curves.png", "confusion.png"
 CHECKPOINT = "checkpoint.pt"
+FILES = "files.json"
 WEIGHTS = {"best": "best.safetensors", "final": "final.safetensors"}
 METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time",
            "eval_time", "elapsed", "images_per_s")  # fmt: skip
@@ -98,10 +101,12 @@ class Run:
         """Class probabilities (N, classes) of uint8 images, as evaluation computes them."""
         return torch.softmax(predict_logits(self.model, images, self.config), 1)
 
-    def dataset(self, data_dir: str | None = None, name: str | None = None) -> Dataset:
+    def dataset(self, data_dir: str | None = None, name: str | None = None, log=None) -> Dataset:
         """The run's data set (or another one, `name`, with as many classes), looked for in
-        data_dir first, then where the run found it."""
-        data = load_dataset(name or self.config.dataset, data_dir=data_dir or self.config.data_dir)
+        data_dir first, then where the run found it; a folder is read as the run read it."""
+        cfg = self.config
+        data = load_dataset(name or cfg.dataset, data_dir=data_dir or cfg.data_dir,
+                            folder=cfg.folder_options(), log=log)  # fmt: skip
         if data.num_classes != len(self.classes):
             raise NinlabError(
                 f"{data.name} has {data.num_classes} classes but the run's model predicts "
@@ -253,7 +258,8 @@ class RunWriter(Callback):
 
 
 def default_out(cfg: TrainConfig) -> Path:
-    return Path("runs") / f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = dataset_label(cfg.dataset)
+    return Path("runs") / f"{cfg.model}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def train_run(
@@ -271,10 +277,11 @@ def train_run(
     device = placement(cfg, world)
     with process_group(device, cfg.dist_timeout) as world:
         log = log if world.main else None
-        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, folder=cfg.folder_options(),
+                            log=log, progress=progress and world.main)  # fmt: skip
         # the precision that "auto" stands for here is recorded, so a resumed run keeps it
         cfg = replace(prepare_config(cfg, data), precision=precision_for(cfg.precision, device))
-        out = Path(on_main(world, lambda: str(_new_run_dir(cfg, out))))
+        out = Path(on_main(world, lambda: str(_new_run_dir(cfg, out, data))))
         model = build_model(cfg)
         if log:
             params = sum(p.numel() for p in model.parameters())
@@ -290,8 +297,8 @@ def train_run(
         return _fit(model, data, cfg, out, None, world, progress, log, callbacks), out
 
 
-def _new_run_dir(cfg: TrainConfig, out: str | Path | None) -> Path:
-    """The run directory of a new run, with its config.json written (rank 0)."""
+def _new_run_dir(cfg: TrainConfig, out: str | Path | None, data: Dataset) -> Path:
+    """The run directory of a new run, with its config.json (and files.json) written (rank 0)."""
     out = Path(out) if out else default_out(cfg)
     if (out / CHECKPOINT).exists() or (out / WEIGHTS["final"]).exists():
         raise NinlabError(
@@ -299,6 +306,9 @@ def _new_run_dir(cfg: TrainConfig, out: str | Path | None) -> Path:
             "pass another --out."
         )
     write_config(out, cfg)
+    if data.files is not None:
+        files = {"folder": data.root, **data.files, "skipped": data.skipped}
+        write_text(out / FILES, json.dumps(files, indent=1))
     return out
 
 
@@ -331,7 +341,8 @@ def resume_run(
             cfg.precision = "fp32"  # a run from before "auto" meant bf16 on CPUs that have it
         if ckpt["epoch"] >= cfg.epochs:
             raise NinlabError(f"{run_dir} already finished its {cfg.epochs} epochs.")
-        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, folder=cfg.folder_options(),
+                            log=log, progress=progress and world.main)  # fmt: skip
         model = create_model(cfg.model, num_classes=len(cfg.classes), in_chans=cfg.in_chans)
         if log:
             log(f"resuming {run_dir} at epoch {ckpt['epoch'] + 1}, step {ckpt['step']}")

@@ -39,7 +39,10 @@ def add_data_dir(p) -> None:
 
 
 def add_dataset(p, help: str) -> None:
-    p.add_argument("--dataset", metavar="NAME", help=f"{help}: {', '.join(DATASETS)}")
+    """--dataset (or --data): a built-in data set's name, or a folder of images."""
+    names = ", ".join(DATASETS)
+    p.add_argument("--dataset", "--data", dest="dataset", metavar="NAME|DIR",
+                   help=f"{help}: {names}, or a folder DIR/class_name/*.png")  # fmt: skip
 
 
 def add_weights(p) -> None:

@@ -19,8 +19,14 @@ The default precision is bf16 autocast where the device computes bf16 natively (
 has it, a CPU with AVX512-BF16 or AMX), else fp32; --precision fp32 turns it off. On CUDA,
 cudnn.benchmark is on (off with --deterministic); --compile adds torch.compile.
 
+A folder of your own images (one sub-folder per class, or train/ and test/ beside each other):
+--data DIR. Every image is decoded once (cached in ~/.cache/ninlab/folders), made square by
+padding (--fit crop: its centre) at --image-size S (default: the median shorter side, 16..64),
+grey or RGB as most images are; without test/, --val-split of each class is held out.
+
 Examples:
   ninlab train
+  ninlab train --data ~/photos --epochs 3 --out runs/photos
   ninlab train --epochs 1 --limit-train 2000 --out /tmp/r
   ninlab train --nproc 2 --epochs 1 --limit-train 2000 --out /tmp/ddp
   ninlab train --device cuda --precision bf16 --compile
@@ -40,7 +46,7 @@ from ninlab.train import PRECISIONS, RECIPES, TrainConfig, World, launch_local, 
 # options that set the config of a new run; --resume takes the saved one instead
 CONFIG_OPTIONS = ("recipe", "model", "dataset", "epochs", "batch_size", "lr", "optimizer", "seed",
                   "limit_train", "out", "precision", "compile", "deterministic", "sync_bn",
-                  "dist_timeout")  # fmt: skip
+                  "dist_timeout", "image_size", "image_mode", "fit", "val_split")  # fmt: skip
 
 
 def add_arguments(p) -> None:
@@ -48,6 +54,28 @@ def add_arguments(p) -> None:
     p.add_argument("--model", help="a model from `ninlab models` (default: the recipe's)")
     add_dataset(p, "the data set (default fashion-mnist)")
     add_data_dir(p)
+    p.add_argument(
+        "--image-size",
+        type=at_least(8),
+        metavar="S",
+        help="a folder: decode its images at S x S (default: from the folder)",
+    )
+    p.add_argument(
+        "--image-mode",
+        choices=("L", "RGB"),
+        help="a folder: grey (L) or RGB (default: the mode of most images)",
+    )
+    p.add_argument(
+        "--fit",
+        choices=("pad", "crop"),
+        help="non-square images: pad to a square (default) or crop the centre",
+    )
+    p.add_argument(
+        "--val-split",
+        type=float,
+        metavar="P",
+        help="a folder without test/: share of each class held out (default 0.1)",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, metavar="N", help="training images per step (global)")
     p.add_argument("--lr", type=float, help="peak learning rate")

@@ -1,6 +1,9 @@
-"""Data sets as whole uint8 tensors, IDX/CIFAR readers, batched transforms and a seeded loader."""
+"""Data sets as whole uint8 tensors (built-in sets and folders of images), IDX/CIFAR readers,
+batched transforms and a seeded loader."""
 
-from ninlab.data.datasets import DATASETS, Dataset, DatasetSpec, get_spec, load_dataset
+from ninlab.data.dataset import Dataset
+from ninlab.data.datasets import DATASETS, DatasetSpec, dataset_label, get_spec, load_dataset
+from ninlab.data.folders import FolderOptions, load_folder
 from ninlab.data.idx import parse_idx, read_idx, write_idx
 from ninlab.data.loader import BatchLoader, epoch_generator
 from ninlab.data.transforms import (
@@ -18,10 +21,13 @@ __all__ = [
     "BatchLoader",
     "Dataset",
     "DatasetSpec",
+    "FolderOptions",
     "channel_stats",
+    "dataset_label",
     "epoch_generator",
     "get_spec",
     "load_dataset",
+    "load_folder",
     "parse_idx",
     "random_erase",
     "random_flip",

@@ -1,4 +1,5 @@
-"""The data sets ninlab knows, where their files are looked for, and how they are loaded.
+"""The data sets ninlab knows, where their files are looked for, and how they are loaded; a
+name that is a path is a folder of the user's own images (ninlab.data.folders).
 
 Search order for every file: `data_dir` (the `--data-dir` option or the NINLAB_DATA variable), the
 Debian package's directory /usr/share/datasets/<name>, the user cache ~/.cache/ninlab/<name>, and
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from ninlab.data.dataset import Dataset
+from ninlab.data.folders import FolderOptions, is_folder_name, load_folder
 from ninlab.data.idx import parse_idx, read_bytes
 from ninlab.errors import NinlabError
 
@@ -164,41 +167,18 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-@dataclass
-class Dataset:
-    """A whole data set in memory: images (N, C, H, W) uint8, labels (N,) int64."""
-
-    name: str
-    classes: tuple[str, ...]
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    sources: dict[str, str]  # file name -> where it was read from
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_images.shape[1:])
-
-    def test_item(self, index: int) -> tuple[torch.Tensor, int]:
-        """Test image `index` as uint8 (1, C, H, W), and its label."""
-        n = len(self.test_images)
-        if not 0 <= index < n:
-            raise NinlabError(
-                f"--index {index} is out of range; the {self.name} test set has {n:,} images "
-                f"(0..{n - 1})."
-            )
-        return self.test_images[index : index + 1], int(self.test_labels[index])
-
-
 def get_spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
-        raise NinlabError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}.")
+        raise NinlabError(
+            f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}, or pass a folder "
+            "of images (DIR/class_name/*.png)."
+        )
     return DATASETS[name]
+
+
+def dataset_label(name: str) -> str:
+    """A short name for file names and titles: the folder's own name for a folder."""
+    return name if name in DATASETS else Path(name).expanduser().resolve().name
 
 
 def search_dirs(spec: DatasetSpec, data_dir: str | Path | None = None) -> list[tuple[Path, bool]]:
@@ -345,9 +325,18 @@ def _check_labels(spec: DatasetSpec, images, labels, where: str) -> None:
 
 
 def load_dataset(
-    name: str = "fashion-mnist", data_dir: str | Path | None = None, download_ok: bool = True
+    name: str = "fashion-mnist",
+    data_dir: str | Path | None = None,
+    download_ok: bool = True,
+    folder: FolderOptions | None = None,
+    log=None,
+    progress: bool = True,
 ) -> Dataset:
-    """Find (or fetch), check and load a whole data set as uint8 tensors."""
+    """Find (or fetch), check and load a whole data set as uint8 tensors. A `name` that is a
+    path is a folder of images, read with the `folder` options (`log` gets how, see
+    ninlab.data.folders)."""
+    if name not in DATASETS and is_folder_name(str(name)):
+        return load_folder(name, folder, log=log, progress=progress)
     spec = get_spec(name)
     dirs = search_dirs(spec, data_dir)
     found: dict[str, tuple[bytes, Path]] = {}

@@ -1,30 +1,132 @@
-"""Reading user images (PNG, JPEG, ...) into uint8 tensors shaped like a data set's images."""
+"""Reading image files (PNG, JPEG, BMP, GIF, WebP, TIFF) into uint8 tensors, one way for all.
+
+Every image a model sees from a file goes through `prepare`: the first frame, transparency laid
+on black, 16-bit samples scaled to 8 bits, converted to grey ("L") or "RGB", then made square
+without distorting it and resized to S x S with PIL's antialiased bilinear filter:
+- fit "pad": scaled so that its longer side is S, then centred on an S x S canvas filled with the
+  median colour of the image's border (the background, for a photographed object);
+- fit "crop": the centred square of its shorter side, then scaled to S.
+Images larger than PIL's decompression-bomb limit (Image.MAX_IMAGE_PIXELS, about 89 million
+pixels) are refused before they are decoded.
+"""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ninlab.errors import NinlabError
 
+FITS = ("pad", "crop")
+MODES = ("L", "RGB")
+GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
-def load_image(path: str | Path, channels: int, size: int | None = None) -> torch.Tensor:
-    """An image file as a uint8 tensor (1, channels, H, W): grey or RGB, optionally resized.
 
-    Resizing uses PIL's antialiased bilinear filter, so a large photo shrinks without aliasing.
-    """
+def mode_of(pil_mode: str) -> str:
+    """The ninlab mode ("L" or "RGB") that an image of this PIL mode is read as by default."""
+    return "L" if pil_mode in GREY_MODES else "RGB"
+
+
+def _to_mode(img: Image.Image, mode: str) -> Image.Image:
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16-bit or float samples
+        a = np.asarray(img, dtype=np.float64)
+        top = 1.0 if img.mode == "F" else 65535.0 if a.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "La", "RGBa", "PA"):  # transparency laid on black
+        rgba = img.convert("RGBA")
+        img = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img.alpha_composite(rgba)
+    return img.convert(mode)
+
+
+def _border_colour(img: Image.Image) -> tuple[int, ...] | int:
+    """The median of the one-pixel frame of the image, per channel."""
+    a = np.asarray(img)
+    a = a.reshape(*a.shape[:2], -1)
+    frame = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    median = tuple(int(v) for v in np.median(frame, axis=0))
+    return median[0] if img.mode == "L" else median
+
+
+def prepare(img: Image.Image, mode: str, size: int | None, fit: str = "pad") -> Image.Image:
+    """An opened image as the models see it: mode "L" or "RGB", S x S (see the module doc);
+    size None keeps the image's own size."""
+    if size:  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that still gives S x S or more
+        img.draft(mode, (size, size))
+    img = _to_mode(ImageOps.exif_transpose(img), mode)
+    if not size:
+        return img
+    w, h = img.size
+    if fit == "crop":
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        return img.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side))
+    scale = size / max(w, h)
+    inner = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+    canvas = Image.new(mode, (size, size), _border_colour(img))
+    canvas.paste(inner, ((size - inner.width) // 2, (size - inner.height) // 2))
+    return canvas
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """A PIL image in mode "L" or "RGB" -> uint8 (C, H, W)."""
+    c = 1 if img.mode == "L" else 3
+    data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return data.view(img.height, img.width, c).permute(2, 0, 1).contiguous()
+
+
+class UnreadableImage(NinlabError):
+    """A file that is not a readable image; `why` says it in a few words."""
+
+    def __init__(self, path, why: str):
+        super().__init__(f"{path} is not a readable image: {why}.")
+        self.why = why
+
+
+def unreadable(path, error: Exception) -> UnreadableImage:
+    if isinstance(error, UnidentifiedImageError):
+        empty = Path(path).is_file() and Path(path).stat().st_size == 0
+        return UnreadableImage(path, "the file is empty" if empty else "not an image format")
+    return UnreadableImage(path, f"corrupt or truncated ({error})")
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Image.open (the header only) with a bomb refused, not warned about, and one sentence for
+    any failure. Decoding happens later, in `prepare`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UnreadableImage(
+            path, f"over {Image.MAX_IMAGE_PIXELS:,} pixels, refused as a decompression bomb"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise unreadable(path, e) from None
+
+
+def read_image(path: str | Path, mode: str, size: int | None, fit: str = "pad") -> torch.Tensor:
+    """An image file prepared (see `prepare`) as uint8 (C, S, S)."""
     path = Path(path)
     if not path.is_file():
         raise NinlabError(f"image {path} does not exist.")
+    img = open_image(path)
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            if size:
-                img = img.resize((size, size), Image.BILINEAR)
-            data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-            w, h = img.size
-    except (UnidentifiedImageError, OSError) as e:
-        raise NinlabError(f"{path} is not a readable image ({e}).") from None
-    return data.view(h, w, channels).permute(2, 0, 1).unsqueeze(0).contiguous()
+        return to_tensor(prepare(img, mode, size, fit))
+    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt image data
+        raise unreadable(path, e) from None
+    finally:
+        img.close()
+
+
+def load_image(
+    path: str | Path, channels: int, size: int | None = None, fit: str = "pad"
+) -> torch.Tensor:
+    """An image file as uint8 (1, channels, S, S), grey or RGB, prepared like training images."""
+    return read_image(path, "L" if channels == 1 else "RGB", size, fit).unsqueeze(0)

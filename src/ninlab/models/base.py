@@ -29,6 +29,12 @@ class Classifier(nn.Module):
         return self.head
 
     @property
+    def any_input_size(self) -> bool:
+        """Whether any input size works: the head pools over all positions (GAP) instead of
+        flattening a map of one size into a Linear layer."""
+        return not any(isinstance(m, nn.Flatten) for m in self.head.modules())
+
+    @property
     def feature_info(self) -> list[dict]:
         """Per stage: module name, output channels and total stride (reduction) at default input."""
         if not hasattr(self, "_feature_info"):

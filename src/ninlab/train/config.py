@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from ninlab.data.folders import FolderOptions
 from ninlab.errors import NinlabError
 
 
@@ -20,7 +21,7 @@ from ninlab.errors import NinlabError
 class TrainConfig:
     recipe: str = "fast"  # the named recipe these values started from (see RECIPES)
     model: str = "nin_fast"  # a name from ninlab.list_models()
-    dataset: str = "fashion-mnist"  # a name from ninlab.data.DATASETS
+    dataset: str = "fashion-mnist"  # a name from ninlab.data.DATASETS, or a folder of images
     data_dir: str | None = None  # where to look for data files first (else the usual places)
     epochs: int = 10  # passes over the training set
     batch_size: int = 128  # training images per step
@@ -50,6 +51,11 @@ class TrainConfig:
     dist_timeout: float = 300.0  # seconds a process waits for the others before it gives up
     threads: int | None = None  # torch CPU threads; None = torch's default (one per core)
     limit_train: int | None = None  # train on the first N images only (quick runs and tests)
+    # a folder of images (see ninlab.data.folders); the run records the values the census chose
+    image_size: int | None = None  # side the images are decoded at; None = from the census
+    image_mode: str | None = None  # "L" or "RGB"; None = the mode of most images
+    fit: str = "pad"  # non-square images (files too): "pad" to a square, or "crop" its centre
+    val_split: float = 0.1  # no test/ folder: the share of every class held out (seeded)
     eval_batch_size: int = 200  # test images per forward pass
     # filled in by the run: class names, input channels
     classes: list[str] = field(default_factory=list)
@@ -57,6 +63,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def folder_options(self) -> FolderOptions:
+        """How a folder data set is read for this run."""
+        return FolderOptions(self.image_size, self.image_mode, self.fit, self.val_split, self.seed)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -131,3 +141,4 @@ def validate(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise NinlabError(message)
+    cfg.folder_options().check()

@@ -46,6 +46,7 @@ from ninlab.train.optim import make_optimizer, make_scheduler
 
 EXPLODED = 10  # an epoch's mean train loss above EXPLODED * ln(classes) means divergence
 SYNC_EVERY = 10  # steps between reads of the running loss (progress bar, NaN check, stop)
+FEW_STEPS = 30  # fewer optimizer steps than this in a whole run are warned about
 
 
 class Diverged(NinlabError):
@@ -206,6 +207,10 @@ def fit(
     loader = BatchLoader(train_x, train_y, cfg.batch_size, shuffle=True, seed=cfg.seed)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * len(loader))
+    if log and cfg.epochs * len(loader) < FEW_STEPS and resume is None:
+        log(f"warning: {cfg.epochs * len(loader)} steps in all ({n_train:,} images, batch "
+            f"{cfg.batch_size}, {cfg.epochs} epochs) are too few for the weights and batch-norm "
+            "statistics to settle; pass a smaller --batch-size or more --epochs.")  # fmt: skip
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     state = TrainState(cfg, model, optimizer, scheduler, scaler=scaler, world_size=world.size)
     if resume is not None:

@@ -31,8 +31,9 @@ def dataset_image(data: Dataset, index: int) -> Picked:
 
 
 def file_image(run: Run, path: str | Path) -> Picked:
-    """An image file at the run's input size and channels."""
-    pixels = load_image(path, run.config.in_chans, size=run.config.input_size)
+    """An image file at the run's input size and channels, made square as the run's folder
+    images were (ninlab.data.images.prepare)."""
+    pixels = load_image(path, run.config.in_chans, size=run.config.input_size, fit=run.config.fit)
     return Picked(pixels, None, str(path), Path(path).stem)
 
 
