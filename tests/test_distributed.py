@@ -183,8 +183,8 @@ def test_sigterm_to_nproc_job_checkpoints_once(tmp_path, data_dir):
     ],
 )
 def test_bad_distributed_options_are_one_sentence(tmp_path, capsys, argv, message):
-    out = tmp_path / "run"
-    assert main(["train", "--out", str(out), *argv]) == 2
+    out = tmp_path / "run"  # on the CPU, also where a GPU is (which takes fp16 and has 1 GPU)
+    assert main(["train", "--device", "cpu", "--out", str(out), *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ninlab: error: ") and message in err and err.count("\n") == 1
     assert not out.exists()

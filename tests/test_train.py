@@ -87,7 +87,9 @@ def _small(tmp_path):
 
 
 def _cfg(data_dir, **kw):
-    base = dict(epochs=2, batch_size=100, limit_train=600, threads=1, data_dir=str(data_dir))
+    """A small run on the CPU (also where a GPU is: these tests check the CPU's behaviour)."""
+    base = dict(epochs=2, batch_size=100, limit_train=600, threads=1, data_dir=str(data_dir),
+                device="cpu")  # fmt: skip
     return T.resolve("fast", **{**base, **kw})
 
 

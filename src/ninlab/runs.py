@@ -275,6 +275,8 @@ def train_run(
     and rank 0 alone writes the directory and the log."""
     world = env_world()
     device = placement(cfg, world)
+    if out is not None:
+        _refuse_a_run(Path(out))  # before minutes of loading data
     with process_group(device, cfg.dist_timeout) as world:
         log = log if world.main else None
         data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, folder=cfg.folder_options(),
@@ -300,16 +302,21 @@ def train_run(
 def _new_run_dir(cfg: TrainConfig, out: str | Path | None, data: Dataset) -> Path:
     """The run directory of a new run, with its config.json (and files.json) written (rank 0)."""
     out = Path(out) if out else default_out(cfg)
-    if (out / CHECKPOINT).exists() or (out / WEIGHTS["final"]).exists():
-        raise NinlabError(
-            f"{out} already holds a run; continue it with `ninlab train --resume {out}` or "
-            "pass another --out."
-        )
+    _refuse_a_run(out)
     write_config(out, cfg)
     if data.files is not None:
         files = {"folder": data.root, **data.files, "skipped": data.skipped}
         write_text(out / FILES, json.dumps(files, indent=1))
     return out
+
+
+def _refuse_a_run(out: Path) -> None:
+    """A new run never overwrites another."""
+    if (out / CHECKPOINT).exists() or (out / WEIGHTS["final"]).exists():
+        raise NinlabError(
+            f"{out} already holds a run; continue it with `ninlab train --resume {out}` or "
+            "pass another --out."
+        )
 
 
 def resume_run(

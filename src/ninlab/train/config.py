@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from ninlab.data.folders import FolderOptions
 from ninlab.errors import NinlabError
+from ninlab.models import list_models
 
 
 @dataclass
@@ -108,6 +109,10 @@ def resolve(recipe: str = "fast", **overrides) -> TrainConfig:
 def validate(cfg: TrainConfig) -> None:
     """Reject values that cannot work, each with one sentence saying what to pass instead."""
     checks = [
+        (
+            cfg.model in list_models(),
+            f"unknown model {cfg.model!r}; choose one of {', '.join(list_models())}.",
+        ),
         (cfg.epochs >= 1, f"--epochs must be at least 1 (got {cfg.epochs})."),
         (cfg.batch_size >= 1, f"--batch-size must be at least 1 (got {cfg.batch_size})."),
         (cfg.lr > 0, f"--lr must be positive (got {cfg.lr})."),
