@@ -93,9 +93,23 @@ class Run:
         """(C, H, W) of the model input as trained."""
         return (self.config.in_chans, self.config.input_size, self.config.input_size)
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, C, H, W) images -> the float input this run's model was trained on."""
-        return to_input(images, self.config)
+    def preprocess(self, images: torch.Tensor, native: bool = False) -> torch.Tensor:
+        """uint8 (N, C, H, W) images -> the float input this run's model was trained on:
+        normalised and resized to the training size, or (native) normalised at their own size,
+        for a model that takes any input size (`check_native`) or a convolutionalized one."""
+        if not native:
+            return to_input(images, self.config)
+        return to_input(images, replace(self.config, input_size=tuple(images.shape[-2:])))
+
+    def check_native(self) -> None:
+        """One sentence when the model needs its training size (a Flatten + Linear head)."""
+        if not getattr(self.model, "any_input_size", False):
+            s = self.config.input_size
+            raise NinlabError(
+                f"{self.config.model} has a fully-connected head that takes only {s}x{s} "
+                f"inputs, so it cannot run on an image at its own size; drop --native (the image "
+                f"is then resized to {s}x{s})."
+            )
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities (N, classes) of uint8 images, as evaluation computes them."""

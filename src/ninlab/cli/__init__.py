@@ -38,6 +38,7 @@ VERBS = {
     "features": "features",
     "sparsity": "sparsity",
     "cam": "cam",
+    "locate": "locate",
     "report": "report",
 }
 

@@ -5,18 +5,21 @@ equals the logit (exact when no ReLU follows the class conv, as in nin_fast; the
 one there, which it says). vgg_gap (GAP + Linear head): the standard CAM. Other FC heads:
 Grad-CAM on the last conv stage. The box is the receptive field (size, jump, start) of the
 strongest map unit, in input pixels. Writes cam-N.png (test image N) or cam-NAME.png.
+--native runs a model with a pooling head on the image at its own size (normalised as in
+training, not resized), so a large scene keeps its detail and the map has more cells.
 
 Examples:
   ninlab cam runs/r --index 0
   ninlab cam runs/r --index 7 --class Sneaker
   ninlab cam runs/r --image shoe.png --class "ankle boot" --out /tmp/cams
+  ninlab cam runs/r --image scene.png --native   # the scene at its own size, not squeezed
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ninlab.cli.options import add_image_source, add_out, add_run_inputs
+from ninlab.cli.options import add_image_source, add_native, add_out, add_run_inputs
 from ninlab.runs import load_run
 from ninlab.viz.cam import class_activation_map, plot_cam
 from ninlab.viz.images import class_index, display_image, pick_image
@@ -25,6 +28,7 @@ from ninlab.viz.images import class_index, display_image, pick_image
 def add_arguments(p) -> None:
     add_run_inputs(p)
     add_image_source(p)
+    add_native(p)
     p.add_argument(
         "--class",
         dest="class_name",
@@ -38,11 +42,14 @@ def run(args) -> int:
     run = load_run(args.run_dir, args.weights)
     classes = run.classes
     target = class_index(args.class_name, classes) if args.class_name is not None else None
-    picked = pick_image(run, args.index, args.image, args.data_dir)
-    cam = class_activation_map(run.model, run.preprocess(picked.image), target)
+    if args.native:
+        run.check_native()
+    picked = pick_image(run, args.index, args.image, args.data_dir, args.native)
+    cam = class_activation_map(run.model, run.preprocess(picked.image, args.native), target)
     truth = f", true class {classes[picked.label]}" if picked.label is not None else ""
     out = Path(args.out or run.path) / f"cam-{picked.tag}.png"
-    display = display_image(picked.image[0], run.config.input_size)
+    size = picked.image.shape[-2:] if args.native else run.config.input_size
+    display = display_image(picked.image[0], size)
     plot_cam(display, cam, classes, out, f"{picked.name}{truth}")
     print(f"{picked.name}{truth}: {run.config.model} ({run.weights.name})")
     for line in cam.lines(classes):

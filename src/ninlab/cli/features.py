@@ -7,13 +7,14 @@ features-N.png (test image N) or features-NAME.png (an image file) into the run 
 Examples:
   ninlab features runs/r --index 0
   ninlab features runs/r --image shoe.png --out /tmp/maps --channels 16
+  ninlab features runs/r --image scene.png --native
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ninlab.cli.options import add_image_source, add_out, add_run_inputs
+from ninlab.cli.options import add_image_source, add_native, add_out, add_run_inputs
 from ninlab.runs import load_run
 from ninlab.viz.features import plot_features, stage_outputs
 from ninlab.viz.images import display_image, pick_image
@@ -22,6 +23,7 @@ from ninlab.viz.images import display_image, pick_image
 def add_arguments(p) -> None:
     add_run_inputs(p)
     add_image_source(p)
+    add_native(p)
     add_out(p, "folder for the PNG (default: RUN_DIR)", metavar="DIR")
     p.add_argument(
         "--channels", type=int, default=32, help="most channels shown per stage (default 32)"
@@ -30,11 +32,14 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     run = load_run(args.run_dir, args.weights)
-    picked = pick_image(run, args.index, args.image, args.data_dir)
-    outputs = stage_outputs(run.model, run.preprocess(picked.image))
+    if args.native:
+        run.check_native()
+    picked = pick_image(run, args.index, args.image, args.data_dir, args.native)
+    outputs = stage_outputs(run.model, run.preprocess(picked.image, args.native))
     truth = f", true class {run.classes[picked.label]}" if picked.label is not None else ""
     out = Path(args.out or run.path) / f"features-{picked.tag}.png"
-    display = display_image(picked.image[0], run.config.input_size)
+    size = picked.image.shape[-2:] if args.native else run.config.input_size
+    display = display_image(picked.image[0], size)
     plot_features(display, outputs, out, args.channels, f"{picked.name}{truth}")
     print(f"{picked.name}{truth}: {run.config.model} ({run.weights.name})")
     for name, o in outputs.items():

@@ -68,6 +68,12 @@ def add_image_source(p) -> None:
     src.add_argument("--index", type=int, metavar="N", help="image N of the test set")
 
 
+def add_native(p) -> None:
+    p.add_argument("--native", action="store_true",
+                   help="run the model on the image at its own size, normalised but not resized "
+                   "(models with a pooling head)")  # fmt: skip
+
+
 def add_limit(p, default: int | None = None) -> None:
     shown = f"default {default}" if default else "default all"
     p.add_argument(

@@ -30,29 +30,41 @@ def dataset_image(data: Dataset, index: int) -> Picked:
     return Picked(image, label, f"test image {index}", str(index))
 
 
-def file_image(run: Run, path: str | Path) -> Picked:
+def file_image(run: Run, path: str | Path, native: bool = False) -> Picked:
     """An image file at the run's input size and channels, made square as the run's folder
-    images were (ninlab.data.images.prepare)."""
-    pixels = load_image(path, run.config.in_chans, size=run.config.input_size, fit=run.config.fit)
+    images were (ninlab.data.images.prepare); native: at its own size."""
+    size = None if native else run.config.input_size
+    pixels = load_image(path, run.config.in_chans, size=size, fit=run.config.fit)
     return Picked(pixels, None, str(path), Path(path).stem)
 
 
 def pick_image(
-    run: Run, index: int | None = None, image: str | Path | None = None, data_dir=None
+    run: Run,
+    index: int | None = None,
+    image: str | Path | None = None,
+    data_dir=None,
+    native: bool = False,
 ) -> Picked:
-    """A test-set image (by index) or an image file at the run's input size and channels."""
+    """A test-set image (by index) or an image file at the run's input size and channels (or,
+    native, a file at its own size)."""
     if (index is None) == (image is None):
         raise NinlabError("give exactly one of --image PATH or --index N.")
-    return pick_images(run, [] if index is None else [index], [image] if image else [], data_dir)[0]
+    indices, paths = [] if index is None else [index], [image] if image else []
+    return pick_images(run, indices, paths, data_dir, native)[0]
 
 
 def pick_images(
-    run: Run, indices: Sequence[int] = (), paths: Sequence[str | Path] = (), data_dir=None
+    run: Run,
+    indices: Sequence[int] = (),
+    paths: Sequence[str | Path] = (),
+    data_dir=None,
+    native: bool = False,
 ) -> list[Picked]:
     """Test-set images by index (the run's data set is read only when there are some), then
     image files."""
     data = run.dataset(data_dir) if indices else None
-    return [dataset_image(data, i) for i in indices] + [file_image(run, p) for p in paths]
+    files = [file_image(run, p, native) for p in paths]
+    return [dataset_image(data, i) for i in indices] + files
 
 
 def class_index(name: str, classes: list[str]) -> int:
