@@ -2,19 +2,21 @@
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from ninlab import claims
 from ninlab.analysis.sparsity import sparser_with_depth
 from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS, NEEDS_RUN
 from ninlab.claims import check_claims, claim_21, claim_22, claim_23, read_run
 from ninlab.cli import main
 from ninlab.data import write_idx
 from ninlab.runs import save_weights
-from ninlab.train import TrainConfig
+from ninlab.train import TrainConfig, resolve
 
 from .conftest import make_idx_dataset, make_run_dir
 
@@ -40,18 +42,22 @@ def test_arithmetic_claims():
     assert "36 outputs x 32 MACs = 1,152 MACs" in claims[5].computed
 
 
-def _run(path, model, accs, **config):
-    """A run directory with a config and a metrics.jsonl of these test accuracies (fractions)."""
+def _run(path, model, accs, times=None, **config):
+    """A run directory with a config and a metrics.jsonl of these test accuracies (fractions)
+    and, when given, training seconds per epoch; its config has as many epochs as accuracies."""
     path.mkdir(parents=True)
-    cfg = {"model": model, "dataset": "fashion-mnist", **config}
+    cfg = {"model": model, "dataset": "fashion-mnist", "epochs": len(accs), **config}
     (path / "config.json").write_text(json.dumps(cfg))
-    lines = [json.dumps({"epoch": i + 1, "test_acc": a}) for i, a in enumerate(accs)]
-    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    rows = [{"epoch": i + 1, "test_acc": a} for i, a in enumerate(accs)]
+    for row, t in zip(rows, times or [], strict=False):
+        row["train_time"] = t
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return read_run(path)
 
 
 SEED = dict(recipe="seed", input_size=224, lr=0.1, batch_size=64, epochs=10)
 SEED_ACCS = [0.3398, 0.5943, 0.6587, 0.6774, 0.697, 0.7327, 0.7959, 0.8471, 0.8551, 0.8574]
+SMALL = dict(limit_train=6000, input_size=28)  # the twins' setting in these tests
 
 
 def test_claim_21_holds_on_the_published_curve_and_names_what_differs(tmp_path):
@@ -63,29 +69,128 @@ def test_claim_21_holds_on_the_published_curve_and_names_what_differs(tmp_path):
     assert "limit_train=100" in c.computed and "model=nin_fast" in c.computed
 
 
+def test_claim_21_without_a_run_projects_the_time_here(monkeypatch):
+    """At 20 images/s, 10 epochs of 60,000 images take 600,000 / 20 = 30,000 s = 8.3 h."""
+    timed = replace(resolve("seed"), precision="bf16", input_size=224)
+    monkeypatch.setattr(claims, "_seed_recipe_speed", lambda: (20.0, timed))
+    c = claim_21([])
+    assert c.verdict == NEEDS_RUN and c.run is None
+    assert "8.3 h of training for 10 epochs of 60,000 images (20.0 images/s" in c.computed
+    assert "the fastest of 3 timed steps of nin_seed at 224 px, batch 64, bf16" in c.computed
+    assert "`ninlab train --recipe seed`" in c.computed and "`python bench/gpu.py`" in c.computed
+
+
+def test_seed_recipe_speed_is_measured_and_keeps_the_random_state():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    speed, cfg = claims._seed_recipe_speed.__wrapped__(batch_size=4)  # a quick one, not cached
+    assert torch.equal(torch.get_rng_state(), before)
+    assert speed > 0 and (cfg.model, cfg.input_size, cfg.batch_size) == ("nin_seed", 224, 4)
+    assert cfg.precision in ("bf16", "fp32")  # what "auto" stands for on this CPU
+
+
+def _seeds(root, model, finals, seconds, seeds=(0, 1, 2), **config):
+    """One run per seed: 2 epochs, the second's test accuracy `finals[i]` (percent) and training
+    time `seconds[i]` (the fastest: the first epoch takes twice as long)."""
+    return [
+        _run(root / f"{model}-{s}", model, [0.5, f / 100], [2 * t, t], seed=s, **config)
+        for s, f, t in zip(seeds, finals, seconds, strict=True)
+    ]
+
+
+ONE_BETTER = ([88, 89, 90], [85, 86, 87])  # means 89 and 86, ranges 2: +3 points, beyond 2
+TOO_CLOSE = ([88, 89, 90], [87, 88, 89])  # +1 point, within the spread of 2
+ONE_FASTER = ([10, 11, 12], [15, 16, 17])  # means 11 and 16 s, ranges 2: 5 s saved
+
+
 @pytest.mark.parametrize(
-    "one, two, verdict",
+    "accs, times, verdict, words",
     [
-        ([0.80, 0.88], [0.70, 0.85], HOLDS),  # better at the end and on average
-        ([0.60, 0.88], [0.80, 0.85], DIFFERS),  # better at the end only
-        ([0.70, 0.80], [0.75, 0.85], FAILS),
+        (ONE_BETTER, ONE_FASTER, HOLDS, ("one better", "one faster")),
+        (TOO_CLOSE, ONE_FASTER, DIFFERS, ("too close to call", "one faster")),
+        (ONE_BETTER, ONE_FASTER[::-1], DIFFERS, ("one better", "two faster")),
+        (ONE_BETTER[::-1], ([10, 11, 12], [11, 12, 13]), FAILS, ("two better", "too close")),
     ],
 )
-def test_claim_22_one_versus_two_1x1_convs(tmp_path, one, two, verdict):
-    runs = [_run(tmp_path / "one", "nin_seed", one), _run(tmp_path / "two", "nin_d2l", two)]
+def test_claim_22_compares_the_twins_over_seeds(tmp_path, accs, times, verdict, words):
+    runs = _seeds(tmp_path, "nin_fast", accs[0], times[0], **SMALL)
+    runs += _seeds(tmp_path, "nin_fast2", accs[1], times[1], **SMALL)
     c = claim_22(runs)
     assert c.verdict == verdict
-    mean = (one[0] + one[1]) / 2 * 100
-    assert f"final {100 * one[1]:.2f}% (one) vs {100 * two[1]:.2f}% (two)" in c.computed
-    assert f"mean over epochs {mean:.2f}%" in c.computed
+    means = [sum(a) / 3 for a in accs]
+    spread = max(max(a) - min(a) for a in accs)
+    assert (
+        f"final test accuracy {means[0]:.2f}% ({min(accs[0]):.2f}-{max(accs[0]):.2f}) vs "
+        f"{means[1]:.2f}% ({min(accs[1]):.2f}-{max(accs[1]):.2f}), {means[0] - means[1]:+.2f} "
+        f"points for one 1x1 against a seed spread of {spread:.2f}: {words[0]}"
+    ) in c.computed
+    saved = sum(times[0]) / 3 - sum(times[1]) / 3
+    assert f"{saved:+.2f} s for one 1x1 against a seed spread of 2.00 s: {words[1]}" in c.computed
+    setting = "fashion-mnist, the first 6,000 training images at 28 px, 2 epochs of recipe fast"
+    assert f"nin_fast (one 1x1) vs nin_fast2 (two) on {setting}, 3 seeds each (0, 1, 2): " in (
+        c.computed
+    )
 
 
-@pytest.mark.parametrize("alex, verdict", [(0.90, HOLDS), (0.95, DIFFERS), (0.87, FAILS)])
-def test_claim_23_nin_a_little_below_alexnet(tmp_path, alex, verdict):
-    runs = [_run(tmp_path / "nin", "nin_seed", [0.88]), _run(tmp_path / "a", "alexnet_fc", [alex])]
+def test_claim_22_picks_the_twins_of_one_setting_and_needs_two_seeds(tmp_path):
+    twins = _seeds(tmp_path, "nin_fast", ONE_BETTER[0], ONE_FASTER[0], **SMALL)
+    twins += _seeds(tmp_path, "nin_fast2", ONE_BETTER[1], ONE_FASTER[1], **SMALL)
+    others = [
+        _run(tmp_path / "all-data", "nin_fast", [0.5, 0.99], [1, 1]),  # another setting
+        _run(tmp_path / "stopped", "nin_fast2", [0.1], [1], epochs=2, **SMALL),  # stopped
+        _run(tmp_path / "lr", "nin_fast", [0.5, 0.99], [1, 1], lr=0.1, **SMALL),  # another lr
+    ]
+    c = claim_22(others[:1] + twins + others[1:])
+    assert c.verdict == HOLDS
+    assert c.run == ", ".join(str(r.path) for r in twins)
+    c = claim_22([twins[0], *twins[3:]])  # one seed of nin_fast
+    assert c.verdict == NEEDS_RUN and "seeds 0 vs seeds 0, 1, 2" in c.computed
+    assert c.computed.endswith("needs 2+ seeds of each twin for a seed spread")
+    assert claim_22(twins[:3] + others).verdict == NEEDS_RUN  # no nin_fast2 run of the setting
+
+
+def test_claim_22_takes_the_classic_twins_too(tmp_path):
+    runs = _seeds(tmp_path, "nin_seed", ONE_BETTER[0], [1, 1, 1], **dict(SEED, epochs=2))
+    runs += _seeds(tmp_path, "nin_d2l", ONE_BETTER[1], [1, 1, 1], **dict(SEED, epochs=2))
+    c = claim_22(runs)  # better, but not faster
+    assert c.verdict == DIFFERS and "nin_seed (one 1x1) vs nin_d2l (two)" in c.computed
+    assert "all training images at 224 px, 2 epochs of recipe seed" in c.computed
+
+
+@pytest.mark.parametrize(
+    "fc, verdict, reading",
+    [
+        ([91, 91.5, 92], HOLDS, "the GAP head a little lower"),  # +2.5 points, spread 2
+        ([94, 95, 96], DIFFERS, "the GAP head lower by more than 3 points"),  # +6
+        ([89, 90, 91], DIFFERS, "too close to call"),  # +1
+        ([85, 86, 87], FAILS, "the GAP head higher"),  # -3
+    ],
+)
+def test_claim_23_gap_head_a_little_below_fc_head(tmp_path, fc, verdict, reading):
+    nin = [88, 89, 90]  # mean 89, range 2
+    runs = _seeds(tmp_path, "nin_fast", nin, [1, 1, 1])
+    runs += _seeds(tmp_path, "fast_fc", fc, [1, 1, 1])
+    runs += _seeds(tmp_path / "mnist", "fast_fc", [99, 99, 99], [1, 1, 1], dataset="mnist")
     c = claim_23(runs)
     assert c.verdict == verdict
-    assert f"({100 * (alex - 0.88):+.2f} points for AlexNet)" in c.computed
+    gap = sum(fc) / 3 - 89
+    assert "nin_fast (GAP head) vs fast_fc (FC head) on fashion-mnist, all training images" in (
+        c.computed
+    )
+    assert f"{gap:+.2f} points for the FC head against a seed spread of 2.00: {reading}" in (
+        c.computed
+    )
+    assert "mnist/" not in c.run
+
+
+def test_claims_cli_takes_a_shell_pattern_of_twin_runs(tmp_path, capsys):
+    _seeds(tmp_path / "claims", "nin_fast", [88, 89, 90], [1, 1, 1])
+    _seeds(tmp_path / "claims", "fast_fc", [91, 91.5, 92], [1, 1, 1])
+    dirs = sorted(str(p) for p in (tmp_path / "claims").iterdir())  # what claims/* expands to
+    assert main(["claims", "--run", *dirs, "--json"]) == 0
+    out = {c["number"]: c for c in json.loads(capsys.readouterr().out)}
+    assert out[23]["verdict"] == HOLDS and out[22]["verdict"] == NEEDS_RUN
+    assert out[23]["run"].count(str(tmp_path / "claims")) == 6
 
 
 def test_sparser_with_depth_by_hand():
@@ -111,13 +216,11 @@ def _blurring_nin_fast(sign: float = 1.0) -> nn.Module:
 
 def _squares_run(tmp_path, sign: float = 1.0):
     """A run of the blurring nin_fast (mean 0, std 1: inputs are pixel / 255) whose test set is
-    nine black 28x28 images, each with a white 6x6 square at rows and columns 8a+1 .. 8a+6 and
-    8b+1 .. 8b+6 (a, b in 0..2): under the field centre (3.5 + 8a, 3.5 + 8b) of the 4x4 class
-    map's unit (a, b)."""
+    nine black 28x28 images, each with a white 20x20 square at rows and columns 4..23: in a
+    scene, the blurred map is largest (sign +1) or smallest (sign -1) over the square, whose
+    tight box holds 2 or 3 unit centres (every 8 px) a side."""
     images = torch.zeros(9, 28, 28, dtype=torch.uint8)
-    for k in range(9):
-        top, left = 8 * (k // 3) + 1, 8 * (k % 3) + 1
-        images[k, top : top + 6, left : left + 6] = 255
+    images[:, 4:24, 4:24] = 255
     root = tmp_path / "data" / "fashion-mnist"
     root.mkdir(parents=True)
     for prefix in ("train", "t10k"):
@@ -131,23 +234,25 @@ def _squares_run(tmp_path, sign: float = 1.0):
 
 
 @pytest.mark.parametrize("sign, verdict, hit", [(1.0, HOLDS, "100.0%"), (-1.0, FAILS, "0.0%")])
-def test_claim_25_on_squares_under_known_units(tmp_path, sign, verdict, hit):
-    """The map is strongest (sign +1) on the unit over the square, weakest (sign -1) there. Each
-    square covers 1 of the 16 unit centres, so 'any unit' is 1/16 = 6.2%."""
+def test_claim_25_on_scenes_with_squares_under_known_units(tmp_path, sign, verdict, hit):
+    """One square per 112x112 scene; the 14x14 map's 196 unit centres, 4 to 9 of them in the
+    square's box: 'any unit' is 2.0-4.6% per scene."""
     c = _squares_run(tmp_path, sign)[25]
     assert c.verdict == verdict
-    assert c.computed.startswith(f"{hit} of 9 test images (any unit: 6.2%)")
-    assert "4x4 class map, field 40 px, jump 8 px" in c.computed
+    assert c.computed.startswith(f"{hit} of 9 scenes (any unit: ")
+    chance = float(c.computed.split("any unit: ")[1].split("%")[0])
+    assert 2.0 <= chance <= 4.6
+    assert "112x112 black scenes" in c.computed and "(14x14, field 40 px, jump 8 px)" in c.computed
 
 
 def test_claim_24_zeros_by_hand(tmp_path):
     """The first ReLU follows a 5x5 averaging conv (padding 2): an output is non-zero exactly
-    where its window touches the square, i.e. within 2 px of it. Rows 0-8, 7-16 and 15-24 (9,
-    10 and 10 rows) for the three square rows, the same for columns: (9 + 10 + 10)^2 = 841
-    non-zero of 9 x 784 = 7,056 positions, so 1 - 841 / 7056 = 88.1% zeros. Blurring spreads
-    the squares, so the deeper layers have fewer zeros: the statement does not hold."""
+    where its window touches the square, i.e. within 2 px of it: rows and columns 2-25 of the
+    square at 4-23, 24 x 24 = 576 non-zero of 784 positions, so 1 - 576 / 784 = 26.5% zeros.
+    Blurring spreads the square, so the deeper layers have fewer zeros: the statement does not
+    hold."""
     c = _squares_run(tmp_path)[24]
-    assert "zeros after each ReLU over 9 test images: block1.relu 88.1%" in c.computed
+    assert "zeros after each ReLU over 9 test images: block1.relu 26.5%" in c.computed
     assert c.verdict == FAILS
 
 
@@ -163,7 +268,7 @@ def test_training_claims_from_runs(tmp_path, capsys):
     assert claims[23].verdict == NEEDS_RUN  # no alexnet_fc run
     assert claims[24].run == str(fast)  # the first run with weights
     assert "zeros after each ReLU over 12 test images" in claims[24].computed
-    assert claims[25].run == str(fast) and " of 12 test images" in claims[25].computed
+    assert claims[25].run == str(fast) and " of 12 scenes" in claims[25].computed
 
     assert main(["claims", "--run", str(fast), "--run", str(seed), "--limit", "8", "--json"]) == 0
     out = {c["number"]: c for c in json.loads(capsys.readouterr().out)}

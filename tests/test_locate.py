@@ -133,3 +133,14 @@ def test_locate_cli_prints_and_draws(bars_run, tmp_path, capsys):
     Image.new("L", (20, 20)).save(small)
     assert main(["locate", str(run.path), "--image", str(small)]) == 2
     assert "smaller than the 28x28 px windows" in capsys.readouterr().err
+
+
+def test_an_fc_head_locates_with_window_boxes(tmp_path):
+    """lenet_fc has no finer map than its windows: every box is the window."""
+    make_run_dir(tmp_path / "run", "lenet_fc", mean=[0.0], std=[1.0])
+    run = load_run(tmp_path / "run")
+    scene = torch.zeros(1, 1, 60, 60, dtype=torch.uint8)
+    scene[0, 0, 20:40, 10:30] = 255
+    found = locate(run, scene, min_score=0.0)
+    assert found.detections and all(d.window == d.cam == d.unit for d in found.detections)
+    assert found.grid == (17, 17)  # (60 - 28) / 2 + 1 windows a side

@@ -1,13 +1,15 @@
 """The ledger: statements about 1x1 convolutions and NiN, each with a verdict.
 
 Claims about arithmetic and shapes are checked by running real modules. Claims about training
-(21-25) take their numbers from run directories given with --run (repeat it to compare runs,
-e.g. a nin_seed run and a nin_d2l run); without one they say "needs a run".
+(21-25) take their numbers from the run directories given with --run; without them they say
+"needs a run". Claims 22 and 23 compare twin models over seeds: pass the runs that
+`python bench/claims_runs.py` makes (they are picked by model name and setting). Claim 21
+without a run of the classic recipe projects its time here from a few timed steps.
 
 Examples:
   ninlab claims
   ninlab claims --run runs/seed
-  ninlab claims --run runs/seed --run runs/d2l --run runs/alexnet --json
+  ninlab claims --run runs/claims/* --run runs/seed --json
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ def add_arguments(p) -> None:
         "--run",
         metavar="DIR",
         dest="runs",  # `run` is the verb's function
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
-        help="a run directory of `ninlab train` (repeatable)",
+        help="run directories of `ninlab train` (repeatable; a shell pattern gives several)",
     )
     add_limit(p, default=256)
     add_data_dir(p)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from torch import nn
 
 from ninlab.models._registry import register_model
 from ninlab.models.base import Classifier
 from ninlab.models.layers import GlobalAvgPool, conv3x3
+from ninlab.models.nin import nin_fast
 
 
 class FCNet(Classifier):
@@ -92,3 +94,26 @@ def vgg_gap(num_classes: int = 10, in_chans: int = 1) -> FCNet:
     head = OrderedDict(gap=GlobalAvgPool(), fc=nn.Linear(128, num_classes))  # N x 128 -> classes
     stages = ("features.relu1", "features.relu2", "features.relu3")
     return FCNet(features, head, (in_chans, 28, 28), stages)
+
+
+@register_model
+def fast_fc(num_classes: int = 10, in_chans: int = 1, input_size: int = 28) -> FCNet:
+    """nin_fast with an AlexNet-style FC head in place of GAP (claim 23's twin)."""
+    nin = nin_fast(num_classes, in_chans, input_size)  # the same stem, blocks and pools
+    with torch.no_grad():  # in eval mode: the batch-norm statistics stay as built
+        c, h, w = nin.eval().features(torch.zeros(1, in_chans, input_size, input_size)).shape[1:]
+    nin.train()
+    hidden = nin.head.maps.block.conv.out_channels  # the width of the GAP head's 3x3 conv (256)
+    # AlexNet's fc6-fc8 (4096-4096-classes, dropout 0.5) at the GAP head's width
+    head = OrderedDict(
+        flatten=nn.Flatten(),  # N x c*h*w (128 x 4 x 4 = 2,048 at 28 px)
+        fc6=nn.Linear(c * h * w, hidden),
+        relu6=nn.ReLU(),
+        drop6=nn.Dropout(0.5),
+        fc7=nn.Linear(hidden, hidden),
+        relu7=nn.ReLU(),
+        drop7=nn.Dropout(0.5),
+        fc8=nn.Linear(hidden, num_classes),
+    )
+    features = OrderedDict(nin.features.named_children())
+    return FCNet(features, head, (in_chans, input_size, input_size), nin.stage_names[:-1])

@@ -112,6 +112,7 @@ def nin_fast(
     input_size: int = 28,
     batch_norm: bool = True,
     width: float = 1.0,
+    n_1x1: int = 1,
 ) -> NiN:
     """Fast NiN with batch norm at native 28-32 px resolution (the default model).
 
@@ -121,19 +122,22 @@ def nin_fast(
     class map's mean is exactly the logit.
     `batch_norm=False` drops every batch norm (convs get biases): the recipe ablation's model.
     `width` multiplies every hidden layer's channels (nin_wide is width 1.5).
+    `n_1x1` is the number of 1x1 convs after the k x k conv of each block but the stem (the last
+    of the class block's is the class conv; nin_fast2 has 2).
     """
     c1, c2, c3, c4 = (round(c * width) for c in (16, 48, 128, 256))
     bn = batch_norm
     features = OrderedDict(
         block1=NiNBlock(in_chans, (c1,), 5, padding=2, batch_norm=bn),  # N x c1 x 28 x 28 (16)
         pool1=nn.MaxPool2d(2, ceil_mode=True),  # N x c1 x 14 x 14
-        block2=NiNBlock(c1, (c2, c2), 3, padding=1, batch_norm=bn),  # N x c2 x 14 x 14 (48)
+        block2=NiNBlock(c1, (c2,) * (1 + n_1x1), 3, padding=1, batch_norm=bn),  # N x c2 x 14 x 14
         pool2=nn.MaxPool2d(2, ceil_mode=True),  # N x c2 x 7 x 7
-        block3=NiNBlock(c2, (c3, c3), 3, padding=1, batch_norm=bn),  # N x c3 x 7 x 7 (128)
+        block3=NiNBlock(c2, (c3,) * (1 + n_1x1), 3, padding=1, batch_norm=bn),  # N x c3 x 7 x 7
         pool3=nn.MaxPool2d(2, ceil_mode=True),  # N x c3 x 4 x 4
     )
-    # N x num_classes x 4 x 4: 3x3 conv to c4 (256), then the 1x1 class conv (linear)
-    class_block = NiNBlock(c3, (c4, num_classes), 3, padding=1, batch_norm=bn, final_relu=False)
+    # N x num_classes x 4 x 4: 3x3 conv to c4 (256), [1x1 convs at c4,] the 1x1 class conv (linear)
+    channels = (c4,) * n_1x1 + (num_classes,)
+    class_block = NiNBlock(c3, channels, 3, padding=1, batch_norm=bn, final_relu=False)
     return NiN(features, class_block, (in_chans, input_size, input_size))
 
 
@@ -141,3 +145,9 @@ def nin_fast(
 def nin_wide(num_classes: int = 10, in_chans: int = 1, input_size: int = 28) -> NiN:
     """nin_fast with 1.5 times the channels in every hidden layer (the long recipe's model)."""
     return nin_fast(num_classes, in_chans, input_size, width=1.5)
+
+
+@register_model
+def nin_fast2(num_classes: int = 10, in_chans: int = 1, input_size: int = 28) -> NiN:
+    """nin_fast with two 1x1 convs per block, as nin_d2l (claim 22's twin)."""
+    return nin_fast(num_classes, in_chans, input_size, n_1x1=2)

@@ -4,10 +4,12 @@ Windows of the training size, every `stride` pixels (2 by default), are classifi
 has no "nothing here" class: it names a class for an empty window too. So a window is a
 candidate only when its top class reaches `min_score` and at least `min_fill` of its pixels are
 foreground (farther than 10% of the range from the background, the median colour of the
-scene's border). Candidates are taken in order of probability times wholeness (the share of the
+scene's border). Candidates are taken in order of probability x wholeness (the share of the
 foreground in and around the window that lies inside it: 1 for a window that holds a whole
-object, about 0.5 for one that cuts it in half); one is dropped when it overlaps a kept window
-by more than `overlap` (IoU) or when most of its foreground lies in kept windows already.
+object, about 0.5 for one that cuts it in half) x centring (1 minus the distance of the
+foreground's centroid from the window's centre, in window sides: training images are centred);
+one is dropped when it overlaps a kept window by more than `overlap` (IoU) or when most of its
+foreground lies in kept windows already.
 
 Scoring: "crops" runs the model on each candidate window as on a training image; "dense" takes
 the scores of all windows from the convolutionalized model (`ninlab.convert.convolutionalize`;
@@ -29,6 +31,7 @@ the window's logit; for an FC head there is no finer map, and all three boxes ar
 from __future__ import annotations
 
 import functools
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,11 +42,11 @@ from matplotlib.patches import Rectangle
 
 from ninlab.analysis import Field, receptive_field
 from ninlab.convert import convolutionalize
-from ninlab.data.scenes import Box, iou
+from ninlab.data.scenes import Box, iou, make_scene
 from ninlab.errors import NinlabError
 from ninlab.plotting import figure, save_png
 from ninlab.runs import Run
-from ninlab.viz.cam import cam_method
+from ninlab.viz.cam import cam_method, class_activation_maps
 
 METHODS = ("window", "cam", "unit")
 CAM_THRESHOLD = 0.2  # of the map scaled to [0, 1] (Zhou et al. 2016)
@@ -124,7 +127,7 @@ def locate(
         maps = dense.class_maps(x)[0].float() if dense.window is not None else None
     best, cls = probs.max(0)
     cells = ((best >= min_score) & (fill >= min_fill)).nonzero().tolist()
-    rank = best * whole  # a window that holds the whole object first
+    rank = best * whole * _centred(fg, (ch, cw), stride)  # whole, centred objects first
     candidates = sorted(((float(rank[i, j]), float(best[i, j]), int(cls[i, j]), i, j)
                          for i, j in cells), reverse=True)  # fmt: skip
     field = _map_field(run, x) if maps is not None else None
@@ -196,6 +199,23 @@ def _strongest_unit(m: torch.Tensor, field: Field, window: Box) -> tuple[int, in
     region = m[rows][:, cols]
     a, b = divmod(int(region.flatten().argmax()), region.shape[1])
     return rows[a], cols[b]
+
+
+def _centred(fg: torch.Tensor, window: tuple[int, int], stride: int) -> torch.Tensor:
+    """Per window: 1 - the distance of its foreground's centroid from its centre, in window
+    sides (|dy| + |dx|): 1 for an object centred as the training images centre theirs."""
+    f = fg.float()[None, None]
+    h, w = fg.shape
+    ys = torch.arange(h, dtype=torch.float)[:, None].expand(h, w)[None, None]
+    xs = torch.arange(w, dtype=torch.float)[None, :].expand(h, w)[None, None]
+    n = F.avg_pool2d(f, window, stride, divisor_override=1)[0, 0].clamp_min(1)
+    cy = F.avg_pool2d(f * ys, window, stride, divisor_override=1)[0, 0] / n
+    cx = F.avg_pool2d(f * xs, window, stride, divisor_override=1)[0, 0] / n
+    tops = torch.arange(cy.shape[0], dtype=torch.float)[:, None] * stride
+    lefts = torch.arange(cx.shape[1], dtype=torch.float)[None, :] * stride
+    dy = (cy - tops - (window[0] - 1) / 2).abs() / window[0]
+    dx = (cx - lefts - (window[1] - 1) / 2).abs() / window[1]
+    return (1 - dy - dx).clamp_min(0)
 
 
 def _fill_and_whole(fg: torch.Tensor, window: tuple[int, int], stride: int):
@@ -291,3 +311,35 @@ def locate_figure(display, located: Located, classes: list[str], title: str = ""
 
 def plot_locate(display, located: Located, classes: list[str], path, title: str = "") -> Path:
     return save_png(locate_figure(display, located, classes, title), path)
+
+
+@dataclass
+class UnitHits:
+    """Claim 25 on scenes: how often the strongest unit's field centre lies on the item."""
+
+    scenes: int
+    size: int  # scene side, px
+    hit: float  # share of scenes whose strongest unit's field centre is in the item's box
+    chance: float  # the same for a unit drawn uniformly from the map (mean over scenes)
+    map_shape: tuple[int, int]
+    field: Field
+
+
+def strongest_unit_hits(run: Run, data, scenes: int, size: int = 112, seed: int = 0) -> UnitHits:
+    """One test item per black size x size scene; the class map of its true class at the scene's
+    own size; whether the strongest unit's field centre lies in the item's tight box, against
+    the share of all units whose centre does (a unit drawn at random)."""
+    rng = random.Random(seed)
+    hits, chance = 0, 0.0
+    for _ in range(scenes):
+        scene = make_scene(data.test_images, data.test_labels, 1, size, rng)
+        item = scene.items[0]
+        x = run.preprocess(scene.image, native=True)
+        cam = class_activation_maps(run.model, x, item.label)[0]
+        top, left, bottom, right = item.box
+        h, w = cam.map.shape
+        centres = [cam.field.center(i, j) for i in range(h) for j in range(w)]
+        on = [top <= r < bottom and left <= c < right for r, c in centres]
+        hits += on[cam.cell[0] * w + cam.cell[1]]
+        chance += sum(on) / len(on)
+    return UnitHits(scenes, size, hits / scenes, chance / scenes, (h, w), cam.field)
