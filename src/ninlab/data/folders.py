@@ -349,6 +349,11 @@ def load_folder(
 ) -> Dataset:
     """A folder of images as a Dataset (see the module doc); `log` gets what a user should know
     (how the images were prepared, files skipped, small classes)."""
+    return _load(root, options, log, progress)[0]
+
+
+def _load(root, options, log, progress):
+    """(Dataset, Layout, Census, resolved options, why each default) of a folder."""
     layout = scan(root)
     root = layout.root.resolve()
     census, key = take_census(layout, progress)
@@ -363,7 +368,7 @@ def load_folder(
     split_of = dict(zip(layout.paths, layout.splits, strict=True)) if layout.splits else None
     test = _test_mask(labels, files, split_of, options)
     _check_classes(layout, labels, test, bad, log)
-    return Dataset(
+    data = Dataset(
         name=root.name,
         classes=layout.classes,
         train_images=images[~test],
@@ -378,6 +383,7 @@ def load_folder(
         },  # fmt: skip
         skipped=bad,
     )
+    return data, layout, census, options, why
 
 
 def describe(root, n: int, classes: int, options: FolderOptions, why: dict) -> str:
@@ -430,10 +436,7 @@ def folder_census(
 ) -> dict:
     """What `ninlab data DIR` prints: images per class and split, sizes, colour modes, skipped
     files, how the images are read and where the cache is. Reads (and caches) the folder."""
-    layout = scan(root)
-    census, _ = take_census(layout, progress)
-    data = load_folder(root, options, progress=progress)
-    resolved, why = resolve(census, options or FolderOptions())
+    data, layout, census, resolved, why = _load(root, options, None, progress)
     widths = [w for w, _, _ in census.headers.values()]
     heights = [h for _, h, _ in census.headers.values()]
     train = data.train_labels.bincount(minlength=data.num_classes).tolist()

@@ -45,13 +45,11 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     return img.convert(mode)
 
 
-def _border_colour(img: Image.Image) -> tuple[int, ...] | int:
-    """The median of the one-pixel frame of the image, per channel."""
-    a = np.asarray(img)
-    a = a.reshape(*a.shape[:2], -1)
-    frame = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    median = tuple(int(v) for v in np.median(frame, axis=0))
-    return median[0] if img.mode == "L" else median
+def border_colour(x: torch.Tensor) -> torch.Tensor:
+    """The median of the one-pixel frame of a (C, H, W) image, per channel: its background,
+    for a photographed object or a scene of items (C,)."""
+    frame = torch.cat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], 1)  # C x border pixels
+    return frame.median(1).values
 
 
 def prepare(img: Image.Image, mode: str, size: int | None, fit: str = "pad") -> Image.Image:
@@ -69,7 +67,8 @@ def prepare(img: Image.Image, mode: str, size: int | None, fit: str = "pad") -> 
         return img.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side))
     scale = size / max(w, h)
     inner = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
-    canvas = Image.new(mode, (size, size), _border_colour(img))
+    fill = tuple(border_colour(to_tensor(img)).tolist())
+    canvas = Image.new(mode, (size, size), fill[0] if mode == "L" else fill)
     canvas.paste(inner, ((size - inner.width) // 2, (size - inner.height) // 2))
     return canvas
 

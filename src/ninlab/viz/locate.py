@@ -42,6 +42,7 @@ from matplotlib.patches import Rectangle
 
 from ninlab.analysis import Field, receptive_field
 from ninlab.convert import convolutionalize
+from ninlab.data.images import border_colour
 from ninlab.data.scenes import Box, iou, make_scene
 from ninlab.errors import NinlabError
 from ninlab.plotting import figure, save_png
@@ -121,7 +122,8 @@ def locate(
     fill, whole = _fill_and_whole(fg, (ch, cw), stride)
     with torch.no_grad():
         if scoring == "crops":
-            probs = _crop_scores(run.model, x, (ch, cw), stride, fill >= min_fill)
+            k = len(run.classes)
+            probs = _crop_scores(run.model, x, (ch, cw), stride, fill >= min_fill, k)
         else:
             probs = _dense_scores(dense, x, stride)[:, : len(tops), : len(lefts)]
         maps = dense.class_maps(x)[0].float() if dense.window is not None else None
@@ -157,20 +159,13 @@ def _convolutionalized(model, input_shape):
     return convolutionalize(model, input_shape)
 
 
-def _crop_scores(model, x, window, stride: int, wanted: torch.Tensor) -> torch.Tensor:
-    """K x nt x nl probabilities of the wanted windows (the rest 0), each run as a crop."""
+def _crop_scores(model, x, window, stride: int, wanted: torch.Tensor, k: int) -> torch.Tensor:
+    """k x nt x nl probabilities of the wanted windows (the rest 0), each run as a crop."""
     crops = x.unfold(2, window[0], stride).unfold(3, window[1], stride)  # 1 x C x nt x nl x h x w
-    cells = wanted.nonzero()
-    out = None
-    for part in cells.split(512):
+    out = torch.zeros(k, *wanted.shape)
+    for part in wanted.nonzero().split(512):
         batch = crops[0, :, part[:, 0], part[:, 1]].permute(1, 0, 2, 3)  # B x C x h x w
-        p = torch.softmax(model(batch.contiguous()).float(), 1)
-        if out is None:
-            out = torch.zeros(p.shape[1], *wanted.shape)
-        out[:, part[:, 0], part[:, 1]] = p.T
-    if out is None:  # no window has foreground
-        out = torch.zeros(model(crops[0, :, :1, :1].permute(1, 0, 2, 3).contiguous()).shape[1],
-                          *wanted.shape)  # fmt: skip
+        out[:, part[:, 0], part[:, 1]] = torch.softmax(model(batch.contiguous()).float(), 1).T
     return out
 
 
@@ -234,9 +229,7 @@ def _foreground(image: torch.Tensor) -> torch.Tensor:
     """H x W: pixels farther than 10% of the range from the background, the median colour of
     the image's one-pixel border."""
     x = image[0].float()  # C x H x W
-    frame = torch.cat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], 1)  # C x border pixels
-    back = frame.median(1).values[:, None, None]
-    return (x - back).abs().amax(0) > 25.5
+    return (x - border_colour(x)[:, None, None]).abs().amax(0) > 25.5
 
 
 def _map_field(run: Run, x: torch.Tensor) -> Field:
