@@ -307,8 +307,8 @@ def test_cli_export_onnx(tmp_path, capsys):
     "argv, message",
     [
         (["convert", "{tmp}/none", "--out", "{tmp}/x.safetensors"], "does not exist"),
-        (["convert", "{tmp}/run", "--out", "{tmp}/no/x.safetensors"], "folder"),
-        (["export", "{tmp}/run", "--out", "{tmp}/no/x.onnx"], "folder"),
+        (["convert", "{tmp}/run", "--out", "{tmp}/run/config.json/x.safetensors"], "is a file"),
+        (["export", "{tmp}/run", "--out", "{tmp}/run"], "is a folder"),
     ],
 )
 def test_cli_bad_input_is_one_sentence(tmp_path, capsys, argv, message):

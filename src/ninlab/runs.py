@@ -18,8 +18,12 @@ history, and `evaluate_run` evaluates it. No other module opens these files.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import pickle
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -29,13 +33,22 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from ninlab.data import Dataset, dataset_label, load_dataset
 from ninlab.errors import NinlabError
-from ninlab.files import atomic_write, write_text
+from ninlab.files import (
+    CannotWrite,
+    atomic_write,
+    leftovers,
+    make_dir,
+    remove_leftovers,
+    write_text,
+)
+from ninlab.lock import DirLock
 from ninlab.models import create_model
 from ninlab.plotting import save_png
 from ninlab.train import (
@@ -71,6 +84,7 @@ CURVES, CONFUSION = "curves.png", "confusion.png"
 CHECKPOINT = "checkpoint.pt"
 FILES = "files.json"
 WEIGHTS = {"best": "best.safetensors", "final": "final.safetensors"}
+WRITTEN = (CONFIG, METRICS_CSV, METRICS_JSONL, CURVES, CHECKPOINT, FILES, *WEIGHTS.values())
 METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time",
            "eval_time", "elapsed", "images_per_s")  # fmt: skip
 
@@ -142,19 +156,22 @@ def read_config(run_dir: str | Path) -> TrainConfig:
     path = run_dir / CONFIG
     if not path.is_file():
         raise NinlabError(f"{run_dir} has no {CONFIG}; it is not a ninlab run directory.")
-    try:
-        d = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    try:  # ValueError: not JSON, not UTF-8, or an integer of over 4,300 digits
+        d = json.loads(path.read_bytes())
+    except (ValueError, RecursionError, OSError) as e:
         raise NinlabError(
-            f"{path} is not valid JSON ({e}); the run directory is damaged."
+            f"{path} is not valid JSON ({str(e)[:100]}); the run directory is damaged."
         ) from None
     if not isinstance(d, dict):
         raise NinlabError(f"{path} holds no JSON object; the run directory is damaged.")
-    return TrainConfig.from_dict(d)
+    try:
+        return TrainConfig.from_dict(d)
+    except NinlabError as e:
+        raise NinlabError(f"{path} is damaged: {e}") from None
 
 
 def write_config(run_dir: Path, config: TrainConfig) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(run_dir)
     write_text(run_dir / CONFIG, json.dumps(config.to_dict(), indent=2))
 
 
@@ -163,12 +180,27 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / METRICS_JSONL
     if not path.is_file():
         return []
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except (UnicodeDecodeError, OSError) as e:
+        raise NinlabError(f"{path} cannot be read as text ({e}); the run is damaged.") from None
     rows = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        try:
-            rows += [json.loads(line)] if line.strip() else []
-        except json.JSONDecodeError:
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:  # ValueError: not JSON, or an integer of over 4,300 digits
+            row = json.loads(line)
+        except (ValueError, RecursionError):
             raise NinlabError(f"{path} line {i + 1} is not JSON; the run is damaged.") from None
+        # a row may lack fields (an older ninlab, a hand-made run); the ones it has are numbers
+        if not isinstance(row, dict) or any(
+            k in row and type(row[k]) not in (int, float) for k in METRICS
+        ):
+            raise NinlabError(
+                f"{path} line {i + 1} is not an object whose {', '.join(METRICS)} are numbers; "
+                "the run is damaged."
+            )
+        rows.append(row)
     return rows
 
 
@@ -203,11 +235,17 @@ def load_weights(model: nn.Module, path: Path, model_name: str) -> None:
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
+    # integers for a float parameter (or floats for a counter) would be cast without a word
+    kind = sorted(k for k in set(own) & set(state) if k not in wrong
+                  and own[k].is_floating_point() != state[k].is_floating_point())  # fmt: skip
+    if missing or unexpected or wrong or kind:
         parts = []
         if wrong:
             shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in wrong[:5]]
             parts.append("shapes differ for " + ", ".join(shapes))
+        if kind:
+            kinds = [f"{k} {state[k].dtype} vs {own[k].dtype}" for k in kind[:5]]
+            parts.append("dtypes differ for " + ", ".join(kinds))
         if missing:
             parts.append(f"missing {_some(missing)}")
         if unexpected:
@@ -226,10 +264,36 @@ def read_checkpoint(run_dir: Path) -> dict:
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise NinlabError(f"{run_dir} has no {CHECKPOINT} to resume from.")
+    # weights_only: tensors and plain data only, so a planted pickle cannot run code. Its
+    # unpickler runs the pickle's opcodes in Python, so damaged bytes raise whatever a bad opcode
+    # causes: a missing memo entry (KeyError), an empty stack (IndexError), a short read
+    # (struct.error, EOFError), an unhashable key (TypeError); the zip reader raises RuntimeError.
+    damaged = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, LookupError,
+               TypeError, AttributeError, struct.error)  # fmt: skip
     try:
-        return torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as e:  # a damaged file: say which and why, keep the run as it is
-        raise NinlabError(f"{path} cannot be read ({e}).") from None
+        ckpt = torch.load(path, weights_only=True, map_location="cpu")
+    except damaged as e:
+        # torch's message spans lines around the one that says what went wrong
+        boiler = ("Weights only load failed", "Please file an issue", "Check the documentation")
+        lines = [t for t in str(e).splitlines() if t.strip() and not t.startswith(boiler)]
+        why = (lines[0].split(". ")[0] if lines else type(e).__name__)[:160]
+        raise NinlabError(
+            f"{path} is damaged or not a ninlab checkpoint ({why}); delete it to train the run "
+            "again from its start."
+        ) from None
+    # what resume_run and TrainState.load use, with their types
+    need = {"config": dict, "model": dict, "optimizer": dict, "scheduler": dict, "epoch": int,
+            "step": int, "history": list, "partial": dict, "rng_cpu": torch.Tensor}  # fmt: skip
+    bad = [k for k, t in need.items()
+           if not isinstance(ckpt, dict) or not isinstance(ckpt.get(k), t)
+           or t is int and (isinstance(ckpt[k], bool) or ckpt[k] < 0)
+           or k == "rng_cpu" and ckpt[k].dtype != torch.uint8]  # fmt: skip
+    if bad:
+        raise NinlabError(
+            f"{path} is not a ninlab checkpoint, or is damaged: {', '.join(bad)} missing or of "
+            "the wrong type; delete it to train the run again from its start."
+        )
+    return ckpt
 
 
 def load_run(run_dir: str | Path, weights: str = "best") -> Run:
@@ -247,6 +311,33 @@ def load_run(run_dir: str | Path, weights: str = "best") -> Run:
     model = create_model(config.model, num_classes=len(config.classes), in_chans=config.in_chans)
     load_weights(model, path, config.model)
     return Run(path=run_dir, model=model.eval(), config=config, weights=path)
+
+
+def check_run(run_dir: str | Path) -> dict[str, str]:
+    """Each file of a run directory that exists -> "ok" when it loads completely, else why not;
+    and each temporary file a killed writer left -> "leftover". (What bench/faults.py checks
+    after every kill.)"""
+    run_dir = Path(run_dir)
+    readers = {
+        CONFIG: lambda p: read_config(run_dir),
+        METRICS_JSONL: lambda p: read_metrics(run_dir),
+        METRICS_CSV: lambda p: list(csv.DictReader(p.open())),
+        CHECKPOINT: lambda p: read_checkpoint(run_dir),
+        FILES: lambda p: json.loads(p.read_text()),
+        CURVES: lambda p: Image.open(p).load(),
+        **{w: load_file for w in WEIGHTS.values()},
+    }
+    found = {}
+    for name, read in readers.items():
+        if (run_dir / name).is_file():
+            try:
+                read(run_dir / name)
+                found[name] = "ok"
+            except Exception as e:  # any failure to load is what this reports
+                found[name] = f"{type(e).__name__}: {e}"
+    for tmp in leftovers(run_dir, WRITTEN):
+        found[tmp.name] = "leftover"
+    return found
 
 
 # ---- training into a run directory ----
@@ -289,43 +380,81 @@ def train_run(
     and rank 0 alone writes the directory and the log."""
     world = env_world()
     device = placement(cfg, world)
-    if out is not None:
-        _refuse_a_run(Path(out))  # before minutes of loading data
-    with process_group(device, cfg.dist_timeout) as world:
-        log = log if world.main else None
-        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, folder=cfg.folder_options(),
-                            log=log, progress=progress and world.main)  # fmt: skip
-        # the precision that "auto" stands for here is recorded, so a resumed run keeps it
-        cfg = replace(prepare_config(cfg, data), precision=precision_for(cfg.precision, device))
-        out = Path(on_main(world, lambda: str(_new_run_dir(cfg, out, data))))
-        model = build_model(cfg)
-        if log:
-            params = sum(p.numel() for p in model.parameters())
-            procs = f", {world.size} processes" if world.size > 1 else ""
-            log(
-                f"{cfg.model} ({params:,} parameters) on {cfg.dataset}: "
-                f"{min(cfg.limit_train or 10**12, len(data.train_images)):,} train / "
-                f"{len(data.test_images):,} test images at {cfg.input_size} px, recipe "
-                f"{cfg.recipe}, {cfg.epochs} epochs, device {device_for(cfg.device, world)} "
-                f"in {cfg.precision}{procs}, {cfg.threads or torch.get_num_threads()} threads; "
-                f"run in {out}"
-            )
-        return _fit(model, data, cfg, out, None, world, progress, log, callbacks), out
+    with contextlib.ExitStack() as held:
+        if out is not None and world.main:  # taken before minutes of loading data
+            _take(Path(out), held, log, "wait for it to finish, or pass another --out")
+        if out is not None:
+            _refuse_a_run(Path(out))
+        if out is not None and world.main:  # the request, for a --resume killed before the end
+            write_config(Path(out), cfg)
+        with process_group(device, cfg.dist_timeout) as world:
+            log = log if world.main else None
+            data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, folder=cfg.folder_options(),
+                                log=log, progress=progress and world.main)  # fmt: skip
+            # what "auto" stands for here is recorded, so a resumed run keeps it
+            cfg = replace(prepare_config(cfg, data), precision=precision_for(cfg.precision, device))
+            out = Path(on_main(world, lambda: str(_new_run_dir(cfg, out, data, held, log))))
+            model = build_model(cfg)
+            if log:
+                params = sum(p.numel() for p in model.parameters())
+                procs = f", {world.size} processes" if world.size > 1 else ""
+                log(
+                    f"{cfg.model} ({params:,} parameters) on {cfg.dataset}: "
+                    f"{min(cfg.limit_train or 10**12, len(data.train_images)):,} train / "
+                    f"{len(data.test_images):,} test images at {cfg.input_size} px, recipe "
+                    f"{cfg.recipe}, {cfg.epochs} epochs, device {device_for(cfg.device, world)} "
+                    f"in {cfg.precision}{procs}, {cfg.threads or torch.get_num_threads()} "
+                    f"threads; run in {out}"
+                )
+            return _fit(model, data, cfg, out, None, world, progress, log, callbacks), out
 
 
-def _new_run_dir(cfg: TrainConfig, out: str | Path | None, data: Dataset) -> Path:
-    """The run directory of a new run, with its config.json (and files.json) written (rank 0)."""
-    out = Path(out) if out else default_out(cfg)
-    _refuse_a_run(out)
+def _take(run_dir: Path, held: contextlib.ExitStack, log, remedy: str) -> None:
+    """Lock `run_dir` for this process until `held` closes (creating it; a folder created for
+    a run that never started is removed again), and clear what a killed writer left there."""
+    created = not run_dir.exists()
+    lock = DirLock(run_dir).acquire(remedy)
+    if created:
+        held.callback(_remove_unstarted, run_dir)
+    held.callback(lock.release)
+    if lock.took_over and log:
+        log(f"{run_dir}: the lock of process {lock.took_over.pid}, which no longer runs, "
+            "was cleared")  # fmt: skip
+    remove_leftovers(run_dir, WRITTEN)
+
+
+def _remove_unstarted(run_dir: Path) -> None:
+    """Remove the folder made for a run that stopped before it began: it holds nothing but the
+    config as asked for (no classes yet: the data set was never read)."""
+    with contextlib.suppress(OSError, NinlabError):
+        if {p.name for p in run_dir.iterdir()} == {CONFIG} and not read_config(run_dir).classes:
+            (run_dir / CONFIG).unlink()
+        os.rmdir(run_dir)
+
+
+def _new_run_dir(cfg: TrainConfig, out, data: Dataset, held: contextlib.ExitStack, log) -> Path:
+    """The run directory of a new run, locked, with its config.json (and files.json) written
+    (rank 0)."""
+    if out is None:
+        out = default_out(cfg)
+        _take(out, held, log, "wait for it to finish, or pass another --out")
+        _refuse_a_run(out)
+    _write_run_files(Path(out), cfg, data)
+    return Path(out)
+
+
+def _write_run_files(out: Path, cfg: TrainConfig, data: Dataset) -> None:
+    """The resolved config (and, for a folder, which files were used) of a run about to train."""
     write_config(out, cfg)
     if data.files is not None:
         files = {"folder": data.root, **data.files, "skipped": data.skipped}
         write_text(out / FILES, json.dumps(files, indent=1))
-    return out
 
 
 def _refuse_a_run(out: Path) -> None:
     """A new run never overwrites another."""
+    if out.exists() and not out.is_dir():
+        raise NinlabError(f"--out {out} is a file; pass a folder for the run.")
     if (out / CHECKPOINT).exists() or (out / WEIGHTS["final"]).exists():
         raise NinlabError(
             f"{out} already holds a run; continue it with `ninlab train --resume {out}` or "
@@ -343,31 +472,61 @@ def resume_run(
     """Continue an interrupted run from its checkpoint; returns (history, run directory).
     Under torchrun rank 0 reads the checkpoint and hands it to the others."""
     run_dir, world = Path(run_dir), env_world()
-    try:  # rank 0 must read it; another machine may not hold the directory, and waits for it
-        ckpt = read_checkpoint(run_dir)
-    except NinlabError:
+    with contextlib.ExitStack() as held:
         if world.main:
-            raise
-        ckpt = None
-    cfg = TrainConfig.from_dict(ckpt["config"] if ckpt else {})
-    if device:
-        cfg.device = device
-    with process_group(device_for(cfg.device, world), cfg.dist_timeout) as world:
-        log = log if world.main else None
-        ckpt = on_main(world, lambda: ckpt)  # rank 0's checkpoint on every rank
-        cfg = TrainConfig.from_dict(ckpt["config"])
+            if not run_dir.is_dir():
+                raise NinlabError(f"{run_dir} does not exist; pass the --out of a train run.")
+            _take(run_dir, held, log, "wait for it to finish or stop it before resuming")
+        try:  # rank 0 must read it; another machine may not hold the directory, and waits
+            ckpt = _resume_point(run_dir)
+        except NinlabError:
+            if world.main:
+                raise
+            ckpt = None
+        cfg = TrainConfig.from_dict(ckpt["config"] if ckpt else {})
         if device:
             cfg.device = device
-        if cfg.precision == "auto" and device_for(cfg.device, world).type == "cpu":
-            cfg.precision = "fp32"  # a run from before "auto" meant bf16 on CPUs that have it
-        if ckpt["epoch"] >= cfg.epochs:
-            raise NinlabError(f"{run_dir} already finished its {cfg.epochs} epochs.")
-        data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, folder=cfg.folder_options(),
-                            log=log, progress=progress and world.main)  # fmt: skip
-        model = create_model(cfg.model, num_classes=len(cfg.classes), in_chans=cfg.in_chans)
-        if log:
-            log(f"resuming {run_dir} at epoch {ckpt['epoch'] + 1}, step {ckpt['step']}")
-        return _fit(model, data, cfg, run_dir, ckpt, world, progress, log, callbacks), run_dir
+        with process_group(device_for(cfg.device, world), cfg.dist_timeout) as world:
+            log = log if world.main else None
+            ckpt = on_main(world, lambda: ckpt)  # rank 0's checkpoint on every rank
+            cfg = TrainConfig.from_dict(ckpt["config"])
+            if device:
+                cfg.device = device
+            fresh = "model" not in ckpt  # killed before its first checkpoint
+            if not fresh and ckpt["epoch"] >= cfg.epochs:
+                raise NinlabError(f"{run_dir} already finished its {cfg.epochs} epochs.")
+            dev = device_for(cfg.device, world)
+            if not fresh and cfg.precision == "auto" and dev.type == "cpu":
+                cfg.precision = "fp32"  # a run from before "auto" meant bf16 on CPUs that had it
+            data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, folder=cfg.folder_options(),
+                                log=log, progress=progress and world.main)  # fmt: skip
+            if fresh:  # as train_run: the config resolved on the data, the model from the seed
+                cfg = prepare_config(cfg, data)
+                cfg = replace(cfg, precision=precision_for(cfg.precision, dev))
+                on_main(world, lambda: _write_run_files(run_dir, cfg, data))
+                model = build_model(cfg)
+                if log:
+                    log(f"{run_dir} stopped before its first checkpoint: training it from the "
+                        "start, as its config.json says")  # fmt: skip
+            else:
+                model = create_model(cfg.model, num_classes=len(cfg.classes),
+                                     in_chans=cfg.in_chans)  # fmt: skip
+                if log:
+                    log(f"resuming {run_dir} at epoch {ckpt['epoch'] + 1}, step {ckpt['step']}")
+            resume = None if fresh else ckpt
+            return _fit(model, data, cfg, run_dir, resume, world, progress, log, callbacks), run_dir
+
+
+def _resume_point(run_dir: Path) -> dict:
+    """The run's checkpoint; for a run killed before it wrote one, {"config": its config}."""
+    if not (run_dir / CHECKPOINT).is_file() and (run_dir / CONFIG).is_file():
+        return {"config": read_config(run_dir).to_dict()}
+    if not (run_dir / CHECKPOINT).is_file():
+        raise NinlabError(
+            f"{run_dir} holds no run to resume (no {CONFIG}: it stopped before it began, or it "
+            f"is not a run directory); start it with `ninlab train --out {run_dir}`."
+        )
+    return read_checkpoint(run_dir)
 
 
 def _fit(model, data, cfg, out: Path, ckpt, world, progress, log, callbacks) -> list[dict]:
@@ -383,6 +542,13 @@ def _fit(model, data, cfg, out: Path, ckpt, world, progress, log, callbacks) -> 
         ) from None
     except LostProcess as e:
         raise LostProcess(f"{e} Resume with: ninlab train --resume {out}") from None
+    except CannotWrite as e:  # a full disk: the files of the last checkpoint are whole
+        kept = (out / CHECKPOINT).is_file()
+        kept = f"its checkpoint of epoch {read_checkpoint(out)['epoch']}" if kept else "its config"
+        raise NinlabError(
+            f"cannot write {e.path}: {e.reason}; the run keeps {kept}, so free some space and "
+            f"resume it with `ninlab train --resume {out}`."
+        ) from None
     except Diverged as e:
         kept = (out / CHECKPOINT).is_file()
         raise Diverged(

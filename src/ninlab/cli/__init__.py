@@ -3,6 +3,7 @@
 Every verb module has a docstring (its --help text, with examples), `add_arguments(parser)` and
 `run(args) -> int`. A NinlabError becomes one sentence on stderr and its exit status (2 for bad
 input, 3 for a diverged run); an interrupted run says how to resume and exits with 128 + signal.
+An OSError that no check turned into a sentence (the disk, permissions) is still one line.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `ninlab eval RUN | head`: the reader left, nothing to say
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
         return 0
+    except OSError as e:  # the machine's refusal (a full disk, a permission) that no check saw
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"ninlab: error: {e.strerror or e}{where}.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ninlab: interrupted.", file=sys.stderr)
         return 130

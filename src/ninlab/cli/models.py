@@ -7,6 +7,7 @@ Examples:
 
 from __future__ import annotations
 
+from ninlab.cli.options import check_num_classes
 from ninlab.models import create_model, list_models, model_description
 
 
@@ -15,6 +16,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    check_num_classes(args.num_classes)
     rows = []
     for name in list_models():
         model = create_model(name, num_classes=args.num_classes)

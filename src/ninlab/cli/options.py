@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ninlab.data import DATASETS
+from ninlab.errors import NinlabError
 
 
 def at_least(low: int):
@@ -101,6 +102,13 @@ def add_seed(p, what: str) -> None:
 
 def add_out(p, what: str, metavar: str = "FILE", required: bool = False) -> None:
     p.add_argument("--out", metavar=metavar, required=required, help=what)
+
+
+def check_num_classes(n: int | None) -> None:
+    """--num-classes, when given: a model needs at least one class (torch fails on a negative
+    size)."""
+    if n is not None and n < 1:
+        raise NinlabError(f"--num-classes must be at least 1 (got {n}).")
 
 
 def add_json(p) -> None:

@@ -13,9 +13,8 @@ Examples:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ninlab.cli.options import add_limit, add_out, add_run_inputs, at_least
+from ninlab.files import writable_file
 from ninlab.runs import load_run
 from ninlab.viz.report import build_report
 
@@ -34,9 +33,10 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     run = load_run(args.run_dir, args.weights)
+    out = writable_file(args.out or run.path / "report.html")  # before minutes of work
     data = run.dataset(args.data_dir)
     report = build_report(run, data, limit=args.limit, gallery=args.gallery)
-    out = report.write(Path(args.out or run.path / "report.html"))
+    out = report.write(out)
     print(
         f"{run.config.model} ({run.weights.name}) on {report.images:,} {data.name} test "
         f"images: accuracy {100 * report.accuracy:.2f}%; sparser with depth: "

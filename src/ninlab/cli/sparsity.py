@@ -15,9 +15,15 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from ninlab.cli.options import add_batch_size, add_json, add_limit, add_out, add_run_inputs
+from ninlab.cli.options import (
+    add_batch_size,
+    add_json,
+    add_limit,
+    add_out,
+    add_run_inputs,
+)
+from ninlab.files import writable_file
 from ninlab.runs import load_run
 from ninlab.viz.sparsity import plot_sparsity, run_sparsity
 
@@ -32,9 +38,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     run = load_run(args.run_dir, args.weights)
+    out = writable_file(args.out or run.path / "sparsity.png")  # before the pass over the test set
     data = run.dataset(args.data_dir)
     report = run_sparsity(run, data.test_images[: args.limit], args.batch_size)
-    out = Path(args.out or run.path / "sparsity.png")
     plot_sparsity(report, out, f"{run.config.model} on {data.name} ({run.weights.name})")
     if args.json:
         print(json.dumps({**report.to_dict(), "plot": str(out)}, indent=2))

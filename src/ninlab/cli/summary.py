@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 
 from ninlab.analysis import input_channels, parse_input_size, summary
-from ninlab.cli.options import add_json, add_model_spec
+from ninlab.cli.options import add_json, add_model_spec, check_num_classes
 from ninlab.errors import NinlabError
 from ninlab.models import load_model
 
@@ -40,6 +40,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    check_num_classes(args.num_classes)
     model = load_model(args.model, args.kwargs, args.num_classes)
     size = None
     if args.input is not None:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ninlab.errors import NinlabError
+from ninlab.files import atomic_write
 
 
 def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, int, int]) -> None:
@@ -41,7 +42,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, int,
             dynamo=True,
             verbose=False,
         )
-        program.save(str(path))
+        atomic_write(path, lambda tmp: program.save(tmp))
 
 
 def onnx_max_diff(

@@ -25,7 +25,7 @@ from ninlab.convert.export import export_onnx, onnx_max_diff
 from ninlab.convert.fuse import fold_batchnorm, fuse_linear_1x1
 from ninlab.convert.measure import images_per_second
 from ninlab.errors import NinlabError
-from ninlab.files import atomic_write
+from ninlab.files import atomic_write, writable_file
 from ninlab.models import create_model, load_model
 from ninlab.runs import load_run
 from ninlab.train import TrainConfig
@@ -96,12 +96,9 @@ def load_converted(path: str | Path) -> tuple[DenseClassifier, TrainConfig | Non
     return dense.eval(), config
 
 
-def _converted_run(run_dir: str | Path, weights: str, out: Path, option: str):
+def _converted_run(run_dir: str | Path, weights: str, out: Path):
     """(run, converted model, conversion), after checking that `out` can be written."""
-    if not out.parent.is_dir():
-        raise NinlabError(
-            f"folder {out.parent} does not exist; create it or pick another {option}."
-        )
+    writable_file(out)
     run = load_run(run_dir, weights)
     try:
         dense, conversion = for_inference(run.model, run.input_shape)
@@ -144,7 +141,7 @@ def convert_run(
     """Convert a run's model for inference, check its logits and time both models on the same
     `batch_size` random N(0, 1) inputs (seeded), and save the converted weights to `out`."""
     out = Path(out)
-    run, dense, conversion = _converted_run(run_dir, weights, out, "--out")
+    run, dense, conversion = _converted_run(run_dir, weights, out)
     report = _check_and_time(run.model, dense, conversion, out, batch_size, seed)
     save_converted(dense, out, conversion, run.config)
     return replace(report, source=f"{run.config.model} from {run.weights}")
@@ -161,8 +158,7 @@ def convert_model(
     (its spec is saved, to build it again in `load_converted`), with its own weights, at
     `input_shape` (default: the model's `default_input_size`)."""
     out = Path(out)
-    if not out.parent.is_dir():
-        raise NinlabError(f"folder {out.parent} does not exist; create it or pick another --out.")
+    writable_file(out)
     spec = getattr(model, "model_name", type(model).__name__)
     input_shape = input_shape or getattr(model, "default_input_size", None)
     if input_shape is None:
@@ -199,7 +195,7 @@ def export_run(
     |difference|)], or None when onnxruntime is not installed. A difference above
     ONNX_TOLERANCE raises NinlabError."""
     out = Path(out)
-    run, dense, _ = _converted_run(run_dir, weights, out, "--out")
+    run, dense, _ = _converted_run(run_dir, weights, out)
     export_onnx(dense, out, run.input_shape)
     g = torch.Generator().manual_seed(seed)
     c, h, w = run.input_shape

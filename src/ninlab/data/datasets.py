@@ -18,8 +18,9 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import torch
 
@@ -270,15 +271,44 @@ def download(spec: DatasetSpec) -> list[str]:
             _download(url, archive)
             if spec.archive_sha256 and _sha256(archive.read_bytes()) != spec.archive_sha256:
                 raise NinlabError(f"{url} does not match its published SHA-256")
-            with tarfile.open(archive) as tar:
-                wanted = [m for m in tar.getmembers() if m.name.rsplit("/", 1)[-1] in spec.files()]
-                tar.extractall(cache, members=wanted, filter="data")
+            _extract(archive, cache, spec.files())
             archive.unlink()
             return []
         except (urllib.error.URLError, OSError, ValueError, tarfile.TarError, NinlabError) as e:
             archive.unlink(missing_ok=True)
             failures.append(f"{url} ({getattr(e, 'reason', e)})")
     return failures
+
+
+def _extract(archive: Path, dest: Path, names) -> list[Path]:
+    """Extract the regular files of tar `archive` whose file name is in `names` into `dest`;
+    returns their paths. The whole archive is refused first if any member is a link, a device, or
+    has an absolute path or a `..` component: such a member could write outside `dest`, and no
+    data set's archive holds one (tarfile's "data" filter would stop most of them too)."""
+    try:
+        with tarfile.open(archive, "r:gz" if archive.suffix == ".gz" else "r:") as tar:
+            members = tar.getmembers()
+            for m in members:
+                why = (
+                    "an absolute path" if m.name.startswith("/") or PurePosixPath(m.name).anchor
+                    else "a '..' component" if ".." in PurePosixPath(m.name).parts
+                    else "a link" if m.issym() or m.islnk()
+                    else "a device or pipe" if not (m.isfile() or m.isdir())
+                    else None
+                )  # fmt: skip
+                if why:
+                    raise NinlabError(
+                        f"{archive} has a member with {why} ({m.name!r}), which no data set's "
+                        "archive has; delete it, it is not the published file."
+                    )
+            wanted = [m for m in members if m.isfile() and PurePosixPath(m.name).name in names]
+            tar.extractall(dest, members=wanted, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise NinlabError(
+            f"cannot extract {archive} ({' '.join(str(e).split())}); delete it so that ninlab "
+            "downloads it again."
+        ) from None
+    return [dest / m.name for m in wanted]
 
 
 def _not_found(spec: DatasetSpec, fname: str, dirs, failures: list[str]) -> NinlabError:
@@ -312,9 +342,10 @@ def _check_labels(spec: DatasetSpec, images, labels, where: str) -> None:
             f"{where}: {len(images):,} images but {len(labels):,} labels; the files do not belong "
             "together."
         )
-    if labels.numel() and int(labels.max()) >= len(spec.classes):
+    bad = labels[(labels < 0) | (labels >= len(spec.classes))]
+    if bad.numel():
         raise NinlabError(
-            f"{where}: label {int(labels.max())} is out of range for {spec.name}, which has "
+            f"{where}: label {int(bad[0])} is out of range for {spec.name}, which has "
             f"{len(spec.classes)} classes (0..{len(spec.classes) - 1})."
         )
     if tuple(images.shape[1:]) != spec.image_shape:
@@ -361,12 +392,18 @@ def load_dataset(
         if spec.format == "idx":
             img_name, lab_name = IDX_FILES[split]
             images = parse_idx(found[img_name][0], str(found[img_name][1]))
-            labels = parse_idx(found[lab_name][0], str(found[lab_name][1])).long()
-            if images.dim() != 3:
+            labels = parse_idx(found[lab_name][0], str(found[lab_name][1]))
+            if images.dim() != 3 or images.dtype != torch.uint8:
                 raise NinlabError(
-                    f"{found[img_name][1]} holds a {images.dim()}-d array; images need N x H x W."
+                    f"{found[img_name][1]} holds a {images.dim()}-d array of "
+                    f"{str(images.dtype)[6:]}; images need N x H x W unsigned bytes (type 0x08)."
                 )
-            images = images.unsqueeze(1)
+            if labels.dim() != 1 or labels.is_floating_point():
+                raise NinlabError(
+                    f"{found[lab_name][1]} holds a {labels.dim()}-d array of "
+                    f"{str(labels.dtype)[6:]}; labels need N whole numbers."
+                )
+            images, labels = images.unsqueeze(1), labels.long()
             where = f"{found[img_name][1]} and {found[lab_name][1]}"
         else:
             blobs = [found[m] for m in spec.members[split]]

@@ -49,7 +49,7 @@ from ninlab.data.images import (
     unreadable,
 )
 from ninlab.errors import NinlabError
-from ninlab.files import atomic_write, write_text
+from ninlab.files import CannotWrite, atomic_write, write_text
 
 VERSION = 1  # of the cache's layout and of the decoding: a change re-reads every folder
 TEST_DIRS = ("test", "val")
@@ -268,7 +268,7 @@ def _write_cache(path: Path, write: Callable[[str], object]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, write)
-    except OSError:
+    except (OSError, CannotWrite):
         pass
 
 

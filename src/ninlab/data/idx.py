@@ -7,6 +7,7 @@ with the number of dimensions, then one big-endian int32 per dimension, then the
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -24,6 +25,7 @@ IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+MAX_DIMS = 8  # images are N x H x W and labels N; numpy stops at 64
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -53,14 +55,21 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> torch.Tensor:
     dtype_code, ndim = data[2], data[3]
     if dtype_code not in IDX_DTYPES:
         raise NinlabError(f"{name} has an unknown IDX dtype code 0x{dtype_code:02x}.")
-    if ndim == 0:
-        raise NinlabError(f"{name} declares zero dimensions; an IDX file needs at least one.")
+    if not 1 <= ndim <= MAX_DIMS:
+        raise NinlabError(
+            f"{name} declares {ndim} dimensions; ninlab reads IDX files of 1 to {MAX_DIMS}."
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise NinlabError(f"{name} is truncated inside its header ({len(data)} bytes).")
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     dtype = IDX_DTYPES[dtype_code]
-    expected = header + int(np.prod(dims)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # exact: np.prod wraps at 2**64
+    if math.prod(max(d, 1) for d in dims) * dtype.itemsize >= 2**62:  # numpy's own limit, 0 or not
+        raise NinlabError(
+            f"{name} declares a {'x'.join(map(str, dims))} array of {dtype.name}, more than any "
+            "file can hold; the file is corrupt."
+        )
     if len(data) != expected:
         raise NinlabError(
             f"{name} has {len(data):,} bytes but its header ({'x'.join(map(str, dims))}, "

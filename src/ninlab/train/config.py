@@ -11,7 +11,10 @@ epochs, 1,259-1,284 s each (cost 237-247); short of its 94.5% goal.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import get_args, get_origin, get_type_hints
 
 from ninlab.data.folders import FolderOptions
 from ninlab.errors import NinlabError
@@ -71,8 +74,55 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """A config from JSON-like data (config.json, a checkpoint, weights' metadata): missing
+        fields keep their defaults and unknown ones are ignored (a later ninlab may add some);
+        a value of the wrong type, or one that `validate` refuses, raises one NinlabError that
+        names the field. The types come from the annotations (see `conform`)."""
+        if not isinstance(d, dict):
+            raise NinlabError(f"a config must be a JSON object, not {type(d).__name__}.")
+        hints = get_type_hints(cls)
+        cfg = cls(**{f.name: conform(f.name, d[f.name], hints[f.name])
+                     for f in fields(cls) if f.name in d})  # fmt: skip
+        validate(cfg)
+        return cfg
+
+
+# what a JSON value must be for each annotated type (ranges are validate's business; ints fit
+# in 64 bits, as torch.manual_seed needs)
+JSON_TYPES = {bool: "true or false", int: "a whole number of at most 64 bits",
+         float: "a finite number", str: "a string"}  # fmt: skip
+
+
+def conform(name: str, value, hint):
+    """`value` as the annotated type `hint` (int, float, bool, str, list[X], X | None; a whole
+    number serves as a float), or one NinlabError: "config field 'epochs' must be ..."."""
+    optional = type(None) in get_args(hint)
+    if optional:
+        if value is None:
+            return None
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    if get_origin(hint) is list:
+        item = get_args(hint)[0]
+        if isinstance(value, list) and all(_fits(v, item) for v in value):
+            return [float(v) if item is float else v for v in value]
+        want = f"a list whose items are each {JSON_TYPES[item]}"
+    elif _fits(value, hint):
+        return float(value) if hint is float else value
+    else:
+        want = JSON_TYPES[hint]
+    try:
+        shown = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    raise NinlabError(f"config field {name!r} must be {'null or ' * optional}{want}, not {shown}.")
+
+
+def _fits(value, kind) -> bool:
+    if kind is float:  # a whole number serves too
+        whole = type(value) is int and abs(value) < 2**63
+        return whole or type(value) is float and math.isfinite(value)
+    return type(value) is kind and (kind is not int or -(2**63) <= value < 2**63)
 
 
 # The classic recipe (Dive into Deep Learning ch. 8.3 as reproduced on Fashion-MNIST): 85.74%.
@@ -141,6 +191,13 @@ def validate(cfg: TrainConfig) -> None:
             f"unknown precision {cfg.precision!r}; choose {', '.join(PRECISIONS)}.",
         ),
         (cfg.cutout >= 0, f"--cutout must be 0 or more (got {cfg.cutout})."),
+        *(
+            (
+                getattr(cfg, name) is None or getattr(cfg, name) >= 1,
+                f"{name} must be at least 1 (got {getattr(cfg, name)}).",
+            )
+            for name in ("input_size", "in_chans", "eval_batch_size", "threads")
+        ),
         (cfg.dist_timeout > 0, f"--timeout must be positive (got {cfg.dist_timeout})."),
     ]
     for ok, message in checks:

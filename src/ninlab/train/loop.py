@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ninlab import faults
 from ninlab.data import BatchLoader, Dataset, epoch_generator
 from ninlab.errors import NinlabError
 from ninlab.train.config import TrainConfig
@@ -313,6 +314,7 @@ def _end_epoch(state: TrainState, data: Dataset, test_x, world: World, chance: f
     t_eval = time.perf_counter()
     for b in model.buffers():  # batch-norm statistics: rank 0's, as saved
         world.broadcast(b)
+    faults.reached("eval")
     ev = evaluate(model, test_x, data.test_labels, cfg, world)
     row = dict(state.partial["row"], test_loss=ev["loss"], test_acc=ev["acc"])
     row["eval_time"] = time.perf_counter() - t_eval
@@ -381,6 +383,7 @@ def _train_epoch(state, net, loader, device, world, callbacks, progress, log) ->
         share = len(y) * world.size / len(yb)  # 1 unless the last batch splits unevenly
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss if share == 1 else loss * share).backward()
+        faults.reached("step")
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()

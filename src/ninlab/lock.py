@@ -1,0 +1,160 @@
+"""A lock file that says which process owns a folder, and notices when that process is gone.
+
+`DirLock(folder).acquire()` creates folder/train.lock exclusively (O_CREAT | O_EXCL, so of two
+processes starting at once exactly one gets it) holding the owner's host, process id and start
+time. A process that finds the lock taken reads it: if the owner runs on this host and no process
+with that id and start time exists any more (it was killed, `kill -9` included), the lock is stale
+and is taken over; otherwise it refuses in one sentence. The start time (from /proc on Linux)
+keeps a recycled process id from passing for the dead owner. `release()` removes the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ninlab.errors import NinlabError
+from ninlab.files import make_dir
+
+LOCK = "train.lock"
+
+
+class Locked(NinlabError):
+    """Another live process holds the lock."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a lock."""
+
+    host: str
+    pid: int
+    started: float | None  # the process's start time where the system tells it (Linux), else None
+    since: str  # when it took the lock, for people
+    command: str
+
+    def alive(self) -> bool | None:
+        """Whether the owner still runs: True, False, or None when it cannot be told (another
+        host)."""
+        if self.host != socket.gethostname():
+            return None
+        if self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # it exists, under another user
+            pass
+        return self.started is None or _start_time(self.pid) in (None, self.started)
+
+    def describe(self) -> str:
+        return f"process {self.pid} on {self.host} (since {self.since})"
+
+
+class DirLock:
+    """The lock of one folder; a context manager that releases it on the way out."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK
+        self.held = False
+        self.took_over: Owner | None = None  # the dead owner whose stale lock was replaced
+
+    def acquire(self, remedy: str = "wait for it to finish") -> DirLock:
+        """Take the lock (creating the folder), or raise Locked naming the live owner and
+        saying `remedy`."""
+        make_dir(self.folder)
+        me = Owner(socket.gethostname(), os.getpid(), _start_time(os.getpid()),
+                   time.strftime("%Y-%m-%d %H:%M:%S"), " ".join(sys.argv)[:200])  # fmt: skip
+        for _ in range(50):  # released or replaced by a rival in between: look again
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self.owner()
+                if owner is None:
+                    continue  # released just now
+                if owner.pid == 0 and _age(self.path) < 2:  # a rival is filling it in
+                    time.sleep(0.05)
+                    continue
+                if owner.alive() is not False:
+                    raise Locked(f"{self._refusal(owner)}; {remedy}.") from None
+                self._remove_stale(owner)
+                continue
+            except OSError as e:
+                raise NinlabError(f"cannot create {self.path}: {e.strerror.lower()}.") from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me.__dict__, f)
+            self.held = True
+            return self
+        raise Locked(f"{self.path} keeps changing hands; try again.")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def owner(self) -> Owner | None:
+        """The recorded owner, or None when there is no lock. An unreadable lock file (a crash
+        between creating and filling it) belongs to a dead owner: process id 0 on no host."""
+        return self._read(self.path)
+
+    @staticmethod
+    def _read(path: Path) -> Owner | None:
+        try:
+            d = json.loads(path.read_text())
+            return Owner(str(d["host"]), int(d["pid"]), d.get("started"), str(d["since"]),
+                         str(d.get("command", "")))  # fmt: skip
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return Owner(socket.gethostname(), 0, None, "?", "an unreadable lock file")
+
+    def _remove_stale(self, owner: Owner) -> None:
+        """Replace the file of a dead owner; only one rival wins the rename."""
+        grave = self.path.with_name(f".{LOCK}.{os.getpid()}.stale")
+        try:
+            os.rename(self.path, grave)
+        except FileNotFoundError:
+            return
+        if self._read(grave) != owner:  # a rival replaced it first: put its live lock back
+            try:
+                os.link(grave, self.path)
+            except FileExistsError:
+                pass
+        else:
+            self.took_over = owner
+        grave.unlink(missing_ok=True)
+
+    def _refusal(self, owner: Owner) -> str:
+        where = "" if owner.alive() else (
+            f"; ninlab cannot see that host, so if nothing runs there any more delete {self.path}"
+        )  # fmt: skip
+        return f"{self.folder} is in use by {owner.describe()}{where}"
+
+    def __enter__(self) -> DirLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _start_time(pid: int) -> float | None:
+    """The start time of a process in clock ticks since boot (Linux), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return float(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name may hold spaces
