@@ -1,23 +1,26 @@
 """Nothing lost: kill -9 at random moments, two runs at one directory, and hostile input.
 
-    python bench/faults.py                  # 10 kills, the lock, 5,000 fuzzed inputs (~5 min)
+    python bench/faults.py                  # 10 kills, the lock, a full disk, 5,000 fuzzed inputs
     python bench/faults.py --kills 3 --fuzz 500
 
 1. Kills. A reference run trains nin_fast on Fashion-MNIST (1,200 images, batch 64, 3 epochs,
    2 threads) uninterrupted. Then the same command is started 10 more times, each killed by
-   SIGKILL at a moment drawn at random: inside a training step (after the backward pass), as an
-   evaluation starts, while a file of the run (checkpoint, weights, metrics, curves, config) is
-   being written (its new content on disk, not yet renamed: NINLAB_KILL_AT, see ninlab.faults),
-   or by `kill -9` from outside after a random share of the reference's wall time. After each
-   kill every file of the run directory must load (`ninlab.runs.check_run`; temporary files
-   left by the killed writer are listed), then `ninlab train --resume` must clear the stale
-   lock and the leftovers and finish with final weights bit-identical to the reference's.
-   Printed: "k/10 resumed bit-identical".
+   SIGKILL at a moment drawn at random from seven kinds in turn (KINDS): inside a training step
+   (after the backward pass), as an evaluation starts, while the checkpoint, the weights, the
+   metrics, or the curves or config are being written (the new content on disk, not yet
+   renamed: NINLAB_KILL_AT, see ninlab.faults), or by `kill -9` from outside after a random
+   share of the reference's wall time. After each kill every file of the run directory must
+   load (`ninlab.runs.check_run`; temporary files left by the killed writer are counted), then
+   `ninlab train --resume` must clear the stale lock and the leftovers and finish with final
+   weights bit-identical to the reference's. Printed: "k/10 resumed bit-identical".
 2. The lock. While one `ninlab train --out D` runs, a second one and a `--resume D` must exit
    with status 2 and one sentence, and `ninlab eval D` must read the run being written.
-3. Fuzzing: bench/fuzz.py's mutated IDX, CIFAR, image, safetensors, config, metrics and
+3. A full disk (root only: a tmpfs with room for one epoch of the run's files): training that
+   fills it, a report and an ONNX export onto it must each end in one sentence with the run's
+   files whole; a folder of images whose cache cannot be written there must train all the same.
+4. Fuzzing: bench/fuzz.py's mutated IDX, CIFAR, image, safetensors, config, metrics and
    checkpoint inputs. Printed: "N inputs tried, T ended in a traceback" (goal 0).
-Exit status 1 when any of the three falls short. No timing goal here: R and the wall time are
+Exit status 1 when any of them falls short. No timing goal here: R and the wall time are
 printed so that the run can be placed.
 """
 
@@ -105,18 +108,27 @@ def reference(setup: Setup, out: Path) -> None:
         best = max(best, a)
 
 
+# the moments a kill may hit, by kind; each kind is drawn in turn, then again
+KINDS = {
+    "step": ["step"],
+    "eval": ["eval"],
+    "checkpoint": ["write:checkpoint.pt"],
+    "weights": ["write:final.safetensors", "write:best.safetensors"],
+    "metrics": ["write:metrics.jsonl", "write:metrics.csv"],
+    "time": ["time"],
+    "curves or config": ["write:curves.png", "write:config.json"],
+}
+
+
 def draw_moments(setup: Setup, kills: int, rng: random.Random) -> list[str]:
-    """`kills` moments: steps, evaluations, writes and outside kills, in a random order."""
-    kinds = ["step", "eval", "write", "write", "time"]
-    moments = []
+    """`kills` moments, one of each kind in turn (a random point of it, at a random visit)."""
+    kinds, moments = list(KINDS.values()), []
     for i in range(kills):
-        kind = kinds[i % len(kinds)]
-        if kind == "time":
+        point = rng.choice(kinds[i % len(kinds)])
+        if point == "time":
             moments.append(f"time:{rng.uniform(0.2, 0.9) * setup.wall:.2f}")
-            continue
-        point = f"write:{rng.choice(WRITES)}" if kind == "write" else kind
-        moments.append(f"{point}:{rng.randint(first(point), setup.count(point))}")
-    rng.shuffle(moments)
+        else:
+            moments.append(f"{point}:{rng.randint(first(point), setup.count(point))}")
     return moments
 
 
@@ -148,7 +160,7 @@ def kill_and_resume(setup: Setup, moment: str, out: Path, ref: Path) -> Trial:
         lines = (done.stdout + done.stderr).strip().splitlines() or [""]
         said = next((s for s in lines if s.startswith("resuming") or "first checkpoint" in s),
                     lines[-1])  # fmt: skip
-        resumed = f"exit {done.returncode} ({said[:80]})"
+        resumed = f"exit {done.returncode} ({said.replace(str(out), 'D')[:70]})"
     identical = same_weights(out / WEIGHTS["final"], ref / WEIGHTS["final"])
     return Trial(moment, killed, files, resumed, identical, check_run(out) | _lock_of(out))
 
@@ -223,6 +235,22 @@ def full_disk(setup: Setup, ref: Path, root: Path) -> list[tuple[str, bool, str]
             intact = set(check_run(run).values()) == {"ok"} and _epoch(run) == 1
             good = done.returncode == 2 and len(err) == 1 and intact
             results.append((what, good, err[-1] if err else f"exit {done.returncode}"))
+        # a folder of images whose decoded cache lands on the full disk: trained all the same
+        sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+        from shapes import write_folder
+
+        folder = write_folder(root / "shapes", per_class=40)
+        argv = ["train", "--data", str(folder), "--epochs", "1", "--batch-size", "8",
+                "--no-progress", "--out", str(root / "shapes-run")]  # fmt: skip
+        env = dict(setup.env, XDG_CACHE_HOME=str(mnt / "cache"))
+        done = subprocess.run([sys.executable, "-m", "ninlab", *argv], env=env, text=True,
+                              capture_output=True)  # fmt: skip
+        cached = list((mnt / "cache").rglob("*.safetensors"))
+        good = done.returncode == 0 and not cached
+        said = f"exit {done.returncode}, {len(cached)} cache files" + (
+            "" if good else f": {done.stderr.strip()[-200:]}"
+        )
+        results.append(("train on a folder, its cache on the full disk", good, said))
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
     return results
@@ -253,9 +281,12 @@ def run_kills(setup: Setup, kills: int, seed: int, root: Path, log=print) -> lis
     for i, moment in enumerate(draw_moments(setup, kills, random.Random(seed))):
         t = kill_and_resume(setup, moment, root / f"kill{i}", root / "reference")
         trials.append(t)
-        state = ", ".join(f"{k} {v}" for k, v in t.files.items() if v != "ok") or "every file ok"
-        log(f"{i + 1:2d}. kill at {t.moment:<26} {'killed' if t.killed else 'NOT KILLED'}; "
-            f"{state}; resume {t.resumed}; final weights "
+        bad = [f"{k} {v}" for k, v in t.files.items() if v not in ("ok", "leftover", "stale")]
+        left = sum(v == "leftover" for v in t.files.values())
+        state = ", ".join(bad) or "files whole" + (f" + {left} .tmp" if left else "")
+        state += ", lock stale" if t.files.get("train.lock") == "stale" else ""
+        log(f"{i + 1:2d}. {t.moment:<26} {'killed' if t.killed else 'NOT KILLED'}: {state}; "
+            f"resume {t.resumed}; final weights "
             f"{'bit-identical' if t.identical else 'DIFFER'}")  # fmt: skip
     return trials
 
@@ -278,11 +309,11 @@ def main() -> None:
         print("\n2. the lock, while `ninlab train --out D` runs")
         locks = concurrency(setup, Path(root) / "busy")
         for what, ok, said in locks:
-            print(f"   {what:<40} {'as expected' if ok else 'WRONG'}: {said}")
+            print(f"   {what:<46} {'as expected' if ok else 'WRONG'}: {said}")
         print("\n3. a full disk (a tmpfs with room for one epoch of the run's files)")
         disk = full_disk(setup, Path(root) / "reference", Path(root))
         for what, ok, said in disk or [("", True, "skipped: mounting a tmpfs needs root")]:
-            print(f"   {what:<40} {'as expected' if ok else 'WRONG'}: {said}")
+            print(f"   {what:<46} {'as expected' if ok else 'WRONG'}: {said}")
     result = {"tracebacks": 0}
     if a.fuzz:
         print(f"\n4. fuzzing ({a.fuzz:,} inputs)")

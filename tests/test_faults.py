@@ -217,3 +217,23 @@ def test_a_reader_of_a_run_in_training_sees_whole_files(tmp_path, setup):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert len(seen) >= 3
+
+
+def test_a_data_cache_that_cannot_be_written_costs_time_not_the_run(tmp_path, monkeypatch):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+    import shapes
+
+    from ninlab.data import folders, load_folder
+
+    root = shapes.write_folder(tmp_path / "f", per_class=6)
+    calls = []
+
+    def full(path, write):  # every cache file meets a full disk
+        calls.append(Path(path).name)
+        raise files.CannotWrite(path, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(folders, "atomic_write", full)
+    data = load_folder(root)
+    assert len(data.train_images) + len(data.test_images) == 18 and calls
+    assert "safetensors" in " ".join(calls)  # the decoded tensor was to be cached: it was not
+    assert not list(folders.cache_root().rglob("*.safetensors"))

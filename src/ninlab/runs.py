@@ -9,9 +9,12 @@ RUN_DIR/checkpoint.pt      model, optimizer, scheduler and RNG states, for --res
 RUN_DIR/confusion.png      the confusion matrix, written by `ninlab eval`
 RUN_DIR/files.json         a folder of images only: which files went to train and test, and
                            which were skipped (paths relative to the folder)
+RUN_DIR/train.lock         while a process trains it (see ninlab.lock)
 
-Writing: `train_run` and `resume_run` run `ninlab.train.fit` with a RunWriter callback, which
-rewrites each file atomically at every epoch end (and the checkpoint on an interrupt). Reading:
+Writing: `train_run` and `resume_run` lock the directory, then run `ninlab.train.fit` with a
+RunWriter callback, which rewrites each file atomically at every epoch end (and the checkpoint on
+an interrupt), so a kill at any moment leaves whole files: `resume_run` goes on from the last
+checkpoint, or starts over from config.json when there is none yet. Reading:
 `load_run` gives a Run (model, TrainConfig, weights) with the run's preprocessing, data set and
 history, and `evaluate_run` evaluates it. No other module opens these files.
 """
