@@ -4,9 +4,10 @@ on stderr, no traceback, and every file that was there before left as it was.
 The commands run in-process (`ninlab.cli.main`) on one small world: a run directory with
 untrained nin_fast weights, a run without weights, an 8-image IDX test set, broken images and
 destinations that refuse a write. Three cases run `python -m ninlab` to see the real exit status.
-Read-only folders refuse only a user without CAP_DAC_OVERRIDE (root writes into them); their
-cases are skipped where a probe shows the write would succeed, and their twins, a file standing
-where a folder is needed (or a folder where a file is), fail for root too.
+Read-only folders refuse only a user without CAP_DAC_OVERRIDE; for root they are also bind-mounted
+read-only on themselves where root may mount. Their cases are skipped where a probe shows the
+write would still succeed, and their twins, a file standing where a folder is needed (or a folder
+where a file is), fail for root too.
 """
 
 import errno
@@ -51,6 +52,7 @@ FILE_OUT = {"sparsity": "x.png", "report": "x.html", "convert": "x.safetensors",
 DIR_OUT = ("features", "cam", "locate")  # --out is a folder
 # either sentence is right for a path below a file (make_dir and atomic_write say it their ways)
 UNDER_A_FILE = "afile is a file|a file stands where a folder is needed"
+READ_ONLY = "permission denied|read-only file system"  # by its mode, or (root) a read-only mount
 BAD_IMAGES = [  # (name, placeholder, the message's words, marks)
     ("missing-image", "{nofile}", "does not exist", ()),
     ("text-as-png", "{text_png}", "is not a readable image: not an image format", ()),
@@ -112,7 +114,7 @@ def _cases():
         add(f"{verb}-out-under-a-file", UNDER_A_FILE, f"{cmd} {{afile}}/{name}")
         add(
             f"{verb}-out-in-read-only-folder",
-            "permission denied",
+            READ_ONLY,
             f"{cmd} {{ro}}/{name}",
             needs="read-only",
         )
@@ -125,10 +127,8 @@ def _cases():
             f"{DEFAULT_OUTPUT[verb]} is a folder",
             f"{cmd} {{taken}}",
         )
-        add(f"{verb}-out-is-read-only", "permission denied", f"{cmd} {{ro}}", needs="read-only")
-        add(
-            f"{verb}-out-under-read-only", "permission denied", f"{cmd} {{ro}}/d", needs="read-only"
-        )
+        add(f"{verb}-out-is-read-only", READ_ONLY, f"{cmd} {{ro}}", needs="read-only")
+        add(f"{verb}-out-under-read-only", READ_ONLY, f"{cmd} {{ro}}/d", needs="read-only")
     for verb, name in DEFAULT_OUTPUT.items():  # the run directory as the destination
         add(
             f"{verb}-run-output-name-is-a-folder",
@@ -137,7 +137,7 @@ def _cases():
         )
         add(
             f"{verb}-read-only-run",
-            "permission denied",
+            READ_ONLY,
             f"{verb} {{rorun}} {GOOD[verb]}",
             needs="read-only",
         )
@@ -155,7 +155,7 @@ def _cases():
     )
     add("train-out-is-a-file", "afile is a file", "train --out {afile}")
     add("train-out-under-a-file", UNDER_A_FILE, "train --out {afile}/run")
-    add("train-out-under-read-only", "permission denied", "train --out {ro}/run", needs="read-only")
+    add("train-out-under-read-only", READ_ONLY, "train --out {ro}/run", needs="read-only")
     return c
 
 
@@ -184,18 +184,32 @@ def _copy_run(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def permissions_refuse(tmp_path_factory) -> bool:
-    """Whether this user is kept out of a 0500 folder (root, with CAP_DAC_OVERRIDE, is not)."""
-    probe = tmp_path_factory.mktemp("probe") / "ro"
-    probe.mkdir(mode=0o500)
-    try:
-        (probe / "x").write_text("x")
-    except PermissionError:
-        return True
-    finally:
-        (probe / "x").unlink(missing_ok=True)
-        probe.rmdir()
-    return False
+def permissions_refuse(world) -> bool:
+    """Whether this user is kept out of the read-only folders: by their mode 0500, or, for root
+    (whom modes do not stop), by a read-only bind mount where root may mount."""
+    for d in (world["ro"], world["rorun"]):
+        try:
+            (d / "probe").write_text("x")
+        except OSError:
+            continue
+        (d / "probe").unlink()
+        return False
+    return True
+
+
+def _read_only(folder: Path) -> bool:
+    """Mode 0500, and for root a read-only bind mount of the folder on itself (True: mounted)."""
+    folder.chmod(0o500)
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    run = [["mount", "--bind", str(folder), str(folder)],
+           ["mount", "-o", "remount,bind,ro", str(folder)]]  # fmt: skip
+    for i, cmd in enumerate(run):
+        if subprocess.run(cmd, capture_output=True).returncode:
+            if i:
+                subprocess.run(["umount", str(folder)], capture_output=True)
+            return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +243,7 @@ def world(tmp_path_factory):
     Image.new("L", (40, 36), 128).save(root / "good.png")
     (root / "truncated.png").write_bytes((root / "good.png").read_bytes()[:60])
     Image.new("L", (40, 40), 0).save(root / "scene.png")
-    for d in (ro, rorun):
-        d.chmod(0o500)
+    mounted = [d for d in (ro, rorun) if _read_only(d)]
     paths = {
         "root": root,
         "run": run,
@@ -252,6 +265,8 @@ def world(tmp_path_factory):
         "scene": root / "scene.png",
     }
     yield paths
+    for d in mounted:
+        subprocess.run(["umount", str(d)], capture_output=True)
     for d in (ro, rorun):
         d.chmod(0o700)
 
