@@ -4,7 +4,9 @@ Each epoch shows a progress bar (loss, images/s, ETA) and ends with one line:
   Epoch [k/N], Train Loss: 0.3833, Test Loss: 0.3757, Acc: 85.74%  (41.2 s, 1,530 img/s)
 The run directory (--out, default runs/MODEL-DATASET-TIME) gets config.json, metrics.csv,
 metrics.jsonl, curves.png, best/final.safetensors and checkpoint.pt. Ctrl-C or SIGTERM writes a
-checkpoint and tells how to resume.
+checkpoint and tells how to resume; a run killed outright (kill -9, a power cut) resumes from its
+last epoch, or starts over from config.json. While a run trains, RUN_DIR/train.lock refuses a
+second `train --out RUN_DIR` and a `--resume RUN_DIR`.
 
 Recipes: fast (default: nin_fast at native resolution, batch norm, one-cycle SGD, 10 epochs),
 long (nin_wide with shifts, flips, cutout and test-time flip, for the last half point),
