@@ -41,7 +41,8 @@ import torch
 from machine import describe, matmul_rate
 from safetensors.torch import load_file
 
-from ninlab.runs import CHECKPOINT, WEIGHTS, check_run, read_metrics
+from ninlab.lock import LOCK
+from ninlab.runs import CHECKPOINT, WEIGHTS, check_run, read_checkpoint, read_metrics
 
 WRITES = ("checkpoint.pt", "final.safetensors", "best.safetensors", "metrics.jsonl",
           "metrics.csv", "curves.png", "config.json")  # fmt: skip
@@ -92,7 +93,7 @@ class Trial:
     @property
     def ok(self) -> bool:
         loads = all(v in ("ok", "leftover", "stale") for v in self.files.values())
-        clean = all(v == "ok" for v in self.after.values()) and "train.lock" not in self.after
+        clean = all(v == "ok" for v in self.after.values()) and LOCK not in self.after
         return self.killed and loads and clean and self.identical
 
 
@@ -147,10 +148,9 @@ def kill_and_resume(setup: Setup, moment: str, out: Path, ref: Path) -> Trial:
     proc.communicate()
     killed = proc.returncode == -signal.SIGKILL
     files = check_run(out)
-    files.update({"train.lock": "stale"} if (out / "train.lock").exists() else {})
+    files.update({LOCK: "stale"} if (out / LOCK).exists() else {})
     ckpt_done = (
-        files.get(CHECKPOINT) == "ok"
-        and torch.load(out / CHECKPOINT, weights_only=True)["epoch"] == setup.epochs
+        files.get(CHECKPOINT) == "ok" and read_checkpoint(out)["epoch"] == setup.epochs
     )  # killed between its last write and its exit
     if ckpt_done:
         resumed = "nothing to resume: the run had finished"
@@ -166,7 +166,7 @@ def kill_and_resume(setup: Setup, moment: str, out: Path, ref: Path) -> Trial:
 
 
 def _lock_of(out: Path) -> dict[str, str]:
-    return {"train.lock": "left behind"} if (out / "train.lock").exists() else {}
+    return {LOCK: "left behind"} if (out / LOCK).exists() else {}
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -204,7 +204,7 @@ def concurrency(setup: Setup, out: Path) -> list[tuple[str, bool, str]]:
         results.append((what, good, said))
     busy.send_signal(signal.SIGTERM)  # a clean stop: checkpoint, lock released
     busy.wait(timeout=120)
-    released = not (out / "train.lock").exists()
+    released = not (out / LOCK).exists()
     results.append(("the lock after the first run stopped", released,
                     "released" if released else "still there"))  # fmt: skip
     return results
@@ -257,7 +257,7 @@ def full_disk(setup: Setup, ref: Path, root: Path) -> list[tuple[str, bool, str]
 
 
 def _epoch(run: Path) -> int:
-    return torch.load(run / CHECKPOINT, weights_only=True)["epoch"]
+    return read_checkpoint(run)["epoch"]
 
 
 def _data_args(setup: Setup) -> list[str]:
@@ -284,7 +284,7 @@ def run_kills(setup: Setup, kills: int, seed: int, root: Path, log=print) -> lis
         bad = [f"{k} {v}" for k, v in t.files.items() if v not in ("ok", "leftover", "stale")]
         left = sum(v == "leftover" for v in t.files.values())
         state = ", ".join(bad) or "files whole" + (f" + {left} .tmp" if left else "")
-        state += ", lock stale" if t.files.get("train.lock") == "stale" else ""
+        state += ", lock stale" if t.files.get(LOCK) == "stale" else ""
         log(f"{i + 1:2d}. {t.moment:<26} {'killed' if t.killed else 'NOT KILLED'}: {state}; "
             f"resume {t.resumed}; final weights "
             f"{'bit-identical' if t.identical else 'DIFFER'}")  # fmt: skip

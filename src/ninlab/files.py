@@ -67,12 +67,14 @@ def writable_file(path: str | Path) -> Path:
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
-    """Call write(tmp) on a temporary file in the same folder, fsync it, then rename it over
-    `path`: readers see the old file or the new one, never a partial one. Returns the path;
-    raises CannotWrite (the old file intact, the temporary file gone) when the disk refuses."""
+    """Call write(tmp) on a temporary file in the same folder (created if need be), fsync it,
+    then rename it over `path`: readers see the old file or the new one, never a partial one.
+    Returns the path; raises CannotWrite (the old file intact, the temporary file gone) when the
+    disk refuses."""
     path = Path(path)
     if path.is_dir():
         raise NinlabError(f"{path} is a folder; pass a file name.")
+    make_dir(path.parent)
     kept = path.exists()
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ninlab.errors import NinlabError
-from ninlab.files import make_dir
+from ninlab.files import CannotWrite, make_dir
 
 LOCK = "train.lock"
 
@@ -82,12 +82,13 @@ class DirLock:
                 if owner.pid == 0 and _age(self.path) < 2:  # a rival is filling it in
                     time.sleep(0.05)
                     continue
-                if owner.alive() is not False:
-                    raise Locked(f"{self._refusal(owner)}; {remedy}.") from None
+                alive = owner.alive()
+                if alive is not False:
+                    raise Locked(f"{self._refusal(owner, alive)}; {remedy}.") from None
                 self._remove_stale(owner)
                 continue
             except OSError as e:
-                raise NinlabError(f"cannot create {self.path}: {e.strerror.lower()}.") from None
+                raise CannotWrite(self.path, e) from None
             with os.fdopen(fd, "w") as f:
                 json.dump(me.__dict__, f)
             self.held = True
@@ -131,8 +132,8 @@ class DirLock:
             self.took_over = owner
         grave.unlink(missing_ok=True)
 
-    def _refusal(self, owner: Owner) -> str:
-        where = "" if owner.alive() else (
+    def _refusal(self, owner: Owner, alive: bool | None) -> str:
+        where = "" if alive else (
             f"; ninlab cannot see that host, so if nothing runs there any more delete {self.path}"
         )  # fmt: skip
         return f"{self.folder} is in use by {owner.describe()}{where}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ninlab.files import make_dir, write_bytes
+from ninlab.files import write_bytes
 
 
 def figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6, 4), **kw):
@@ -26,6 +26,4 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
 
 def save_png(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     """Write a figure as a PNG (atomically, creating the folder); returns the path."""
-    path = Path(path)
-    make_dir(path.parent)
     return write_bytes(path, png_bytes(fig, dpi))

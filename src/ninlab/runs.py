@@ -324,10 +324,10 @@ def check_run(run_dir: str | Path) -> dict[str, str]:
     readers = {
         CONFIG: lambda p: read_config(run_dir),
         METRICS_JSONL: lambda p: read_metrics(run_dir),
-        METRICS_CSV: lambda p: list(csv.DictReader(p.open())),
+        METRICS_CSV: lambda p: list(csv.DictReader(p.read_text().splitlines())),
         CHECKPOINT: lambda p: read_checkpoint(run_dir),
         FILES: lambda p: json.loads(p.read_text()),
-        CURVES: lambda p: Image.open(p).load(),
+        CURVES: _read_png,
         **{w: load_file for w in WEIGHTS.values()},
     }
     found = {}
@@ -341,6 +341,11 @@ def check_run(run_dir: str | Path) -> dict[str, str]:
     for tmp in leftovers(run_dir, WRITTEN):
         found[tmp.name] = "leftover"
     return found
+
+
+def _read_png(path: Path) -> None:
+    with Image.open(path) as img:
+        img.load()
 
 
 # ---- training into a run directory ----
@@ -384,18 +389,18 @@ def train_run(
     world = env_world()
     device = placement(cfg, world)
     with contextlib.ExitStack() as held:
-        if out is not None and world.main:  # taken before minutes of loading data
-            _take(Path(out), held, log, "wait for it to finish, or pass another --out")
-        if out is not None:
-            _refuse_a_run(Path(out))
-        if out is not None and world.main:  # the request, for a --resume killed before the end
-            write_config(Path(out), cfg)
+        if out is not None:  # locked and checked before minutes of loading data
+            out = Path(out)
+            if world.main:
+                _take(out, held, log, BUSY)
+            _refuse_a_run(out)
+            if world.main:  # the config as asked for: a run killed before it began resumes
+                write_config(out, cfg)
         with process_group(device, cfg.dist_timeout) as world:
             log = log if world.main else None
             data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, folder=cfg.folder_options(),
                                 log=log, progress=progress and world.main)  # fmt: skip
-            # what "auto" stands for here is recorded, so a resumed run keeps it
-            cfg = replace(prepare_config(cfg, data), precision=precision_for(cfg.precision, device))
+            cfg = _resolved(cfg, data, device)
             out = Path(on_main(world, lambda: str(_new_run_dir(cfg, out, data, held, log))))
             model = build_model(cfg)
             if log:
@@ -410,6 +415,16 @@ def train_run(
                     f"threads; run in {out}"
                 )
             return _fit(model, data, cfg, out, None, world, progress, log, callbacks), out
+
+
+BUSY = "wait for it to finish, or pass another --out"  # when --out is locked
+
+
+def _resolved(cfg: TrainConfig, data: Dataset, device: torch.device) -> TrainConfig:
+    """The config completed on its data, with the precision that "auto" stands for on this
+    device recorded (so that a resumed run keeps it)."""
+    cfg = prepare_config(cfg, data)
+    return replace(cfg, precision=precision_for(cfg.precision, device))
 
 
 def _take(run_dir: Path, held: contextlib.ExitStack, log, remedy: str) -> None:
@@ -440,7 +455,7 @@ def _new_run_dir(cfg: TrainConfig, out, data: Dataset, held: contextlib.ExitStac
     (rank 0)."""
     if out is None:
         out = default_out(cfg)
-        _take(out, held, log, "wait for it to finish, or pass another --out")
+        _take(out, held, log, BUSY)
         _refuse_a_run(out)
     _write_run_files(Path(out), cfg, data)
     return Path(out)
@@ -504,8 +519,7 @@ def resume_run(
             data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, folder=cfg.folder_options(),
                                 log=log, progress=progress and world.main)  # fmt: skip
             if fresh:  # as train_run: the config resolved on the data, the model from the seed
-                cfg = prepare_config(cfg, data)
-                cfg = replace(cfg, precision=precision_for(cfg.precision, dev))
+                cfg = _resolved(cfg, data, dev)
                 on_main(world, lambda: _write_run_files(run_dir, cfg, data))
                 model = build_model(cfg)
                 if log:

@@ -49,7 +49,7 @@ from ninlab.data.images import (
     unreadable,
 )
 from ninlab.errors import NinlabError
-from ninlab.files import CannotWrite, atomic_write, write_text
+from ninlab.files import atomic_write, write_text
 
 VERSION = 1  # of the cache's layout and of the decoding: a change re-reads every folder
 TEST_DIRS = ("test", "val")
@@ -266,9 +266,8 @@ def take_census(layout: Layout, progress: bool = True) -> tuple[Census, str]:
 def _write_cache(path: Path, write: Callable[[str], object]) -> None:
     """Write a cache file; a cache that cannot be written costs time, not the run."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, write)
-    except (OSError, CannotWrite):
+    except NinlabError:  # CannotWrite, or a file where the cache folder should be
         pass
 
 

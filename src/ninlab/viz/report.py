@@ -21,7 +21,7 @@ from pathlib import Path
 from ninlab.analysis import summary
 from ninlab.analysis.sparsity import STATEMENT
 from ninlab.data import Dataset
-from ninlab.files import make_dir, write_text
+from ninlab.files import write_text
 from ninlab.plotting import figure, png_bytes
 from ninlab.runs import CURVES, Evaluation, Run, evaluate_run
 from ninlab.train import curves_figure
@@ -87,8 +87,6 @@ class Report:
     sparsity: SparsityReport
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        make_dir(path.parent)
         return write_text(path, self.html)
 
 
