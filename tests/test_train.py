@@ -15,8 +15,9 @@ from safetensors.torch import load_file
 from ninlab import train as T
 from ninlab.cli import main
 from ninlab.data import load_dataset
-from ninlab.runs import read_metrics, resume_run, train_run
+from ninlab.runs import read_config, read_facts, read_metrics, resume_run, train_run
 from ninlab.train import confusion_matrix, per_class_accuracy
+from ninlab.train.facts import command_line
 
 from .conftest import make_idx_dataset, make_run_dir, sigterm_after_first_epoch
 
@@ -81,6 +82,30 @@ def test_confusion_matrix_by_hand():
     assert per_class_accuracy(conf).tolist() == pytest.approx([1.0, 1.0, 2 / 3])
 
 
+def test_precision_recall_f1_by_hand():
+    # true 0: 3 right, 1 called 1; true 1: 2 called 0, 4 right
+    precision, recall, f1 = T.precision_recall_f1(torch.tensor([[3, 1], [2, 4]]))
+    assert precision.tolist() == pytest.approx([3 / 5, 4 / 5])  # column sums 5 and 5
+    assert recall.tolist() == pytest.approx([3 / 4, 4 / 6])  # row sums 4 and 6
+    assert f1.tolist() == pytest.approx([2 * 0.6 * 0.75 / 1.35, 2 * 0.8 * (2 / 3) / (0.8 + 2 / 3)])
+    precision, recall, f1 = T.precision_recall_f1(torch.tensor([[2, 0], [0, 0]]))
+    assert precision.tolist() == [1.0, 0.0] and recall.tolist() == [1.0, 0.0] and f1[1] == 0
+
+
+def test_smoothed_loss_floor_by_hand():
+    # epsilon 0.1 over 10 classes: q = 0.91 for the label, 0.01 for each other class
+    floor = -(0.91 * math.log(0.91) + 9 * 0.01 * math.log(0.01))
+    assert T.smoothed_loss_floor(0.1, 10) == pytest.approx(floor) == pytest.approx(0.5003, abs=1e-4)
+    assert T.smoothed_loss_floor(0.0, 10) == 0.0
+    # epsilon 1: the target is uniform, so the floor is ln K
+    assert T.smoothed_loss_floor(1.0, 4) == pytest.approx(math.log(4))
+
+
+def test_command_line_as_a_shell_takes_it():
+    assert command_line(["/usr/bin/ninlab", "train", "--out", "a b"]) == "ninlab train --out 'a b'"
+    assert command_line(["/x/ninlab/__main__.py", "eval", "r"]) == "python -m ninlab eval r"
+
+
 def _small(tmp_path):
     make_idx_dataset(tmp_path / "d" / "fashion-mnist", n_train=2000, n_test=200)
     return tmp_path / "d"
@@ -115,6 +140,15 @@ def test_resume_gives_identical_weights(tmp_path, data_dir):
     assert (ckpt["epoch"], ckpt["step"]) == (1, 3)
     history, _ = resume_run(cut, progress=False, log=None)
     assert len(history) == 2
+    # the facts of both sessions: what each trained, on what, with what
+    first, second = read_facts(cut)
+    assert (first["first_epoch"], first["last_epoch"]) == (1, 1)
+    assert (second["first_epoch"], second["last_epoch"]) == (2, 2)
+    for s in (first, second):
+        assert (s["device"], s["threads"], s["processes"]) == ("cpu", 1, 1)
+        assert s["precision"] == read_config(cut).precision != "auto"
+        assert s["torch"] == torch.__version__ and s["ended"] >= s["started"]
+        assert s["command"] == command_line()
     keys = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
     rows = [[{k: r[k] for k in keys} for r in read_metrics(d)] for d in (cut, tmp_path / "full")]
     assert rows[0] == rows[1]

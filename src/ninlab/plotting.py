@@ -1,5 +1,10 @@
 """Figures without a display: matplotlib's object API (no pyplot, so no global backend and no
-figure to close), and figures as PNG bytes or files."""
+figure to close), and figures as PNG bytes or files.
+
+Text size: a font of s points drawn at d dots per inch is s * d / 72 pixels high, so at the
+default 100 dpi the 9-point minimum of the report's figures is 12.5 px in the PNG; a page that
+shows the PNG at 72% of its width still shows that text 9 px high (see `smallest_text_px`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import io
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from ninlab.files import write_bytes
 
@@ -27,3 +33,15 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
 def save_png(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     """Write a figure as a PNG (atomically, creating the folder); returns the path."""
     return write_bytes(path, png_bytes(fig, dpi))
+
+
+def smallest_text_px(fig: Figure, dpi: int = 100) -> float | None:
+    """Height in PNG pixels of the smallest visible text of the figure drawn at `dpi`
+    (font size in points * dpi / 72); None when it has no text."""
+    fig.draw_without_rendering()  # tick labels get their text when the figure is laid out
+    sizes = [
+        t.get_fontsize()
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and t.get_figure() is not None
+    ]
+    return min(sizes) * dpi / 72 if sizes else None

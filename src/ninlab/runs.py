@@ -9,6 +9,8 @@ RUN_DIR/checkpoint.pt      model, optimizer, scheduler and RNG states, for --res
 RUN_DIR/confusion.png      the confusion matrix, written by `ninlab eval`
 RUN_DIR/files.json         a folder of images only: which files went to train and test, and
                            which were skipped (paths relative to the folder)
+RUN_DIR/facts.json         one entry per training session (the first and each --resume): when,
+                           the command, versions, device, precision, threads, processes, epochs
 RUN_DIR/train.lock         while a process trains it (see ninlab.lock)
 
 Writing: `train_run` and `resume_run` lock the directory, then run `ninlab.train.fit` with a
@@ -79,6 +81,7 @@ from ninlab.train.distributed import (
     on_main,
     process_group,
 )
+from ninlab.train.facts import now, session_facts
 from ninlab.train.loop import placement
 
 CONFIG = "config.json"
@@ -86,8 +89,11 @@ METRICS_CSV, METRICS_JSONL = "metrics.csv", "metrics.jsonl"
 CURVES, CONFUSION = "curves.png", "confusion.png"
 CHECKPOINT = "checkpoint.pt"
 FILES = "files.json"
+FACTS = "facts.json"
 WEIGHTS = {"best": "best.safetensors", "final": "final.safetensors"}
-WRITTEN = (CONFIG, METRICS_CSV, METRICS_JSONL, CURVES, CHECKPOINT, FILES, *WEIGHTS.values())
+WRITTEN = (CONFIG, METRICS_CSV, METRICS_JSONL, CURVES, CHECKPOINT, FILES, FACTS,
+           *WEIGHTS.values())  # fmt: skip
+BEST = "the epoch of highest test accuracy (the earlier one on a tie)"  # what best.safetensors is
 METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time",
            "eval_time", "elapsed", "images_per_s")  # fmt: skip
 
@@ -147,6 +153,9 @@ class Run:
 
     def history(self) -> list[dict]:
         return read_metrics(self.path)
+
+    def facts(self) -> list[dict]:
+        return read_facts(self.path)
 
 
 # ---- reading and writing the files ----
@@ -217,6 +226,31 @@ def write_metrics(run_dir: Path, history: list[dict]) -> None:
     atomic_write(run_dir / METRICS_CSV, write_csv)
     write_text(run_dir / METRICS_JSONL, "".join(json.dumps({k: r[k] for k in METRICS}) + "\n"
                                                 for r in history))  # fmt: skip
+
+
+def read_facts(run_dir: str | Path) -> list[dict]:
+    """The training sessions facts.json records, earliest first (none for a run trained before
+    ninlab recorded them)."""
+    path = Path(run_dir) / FACTS
+    if not path.is_file():
+        return []
+    try:
+        d = json.loads(path.read_bytes())
+    except (ValueError, RecursionError, OSError) as e:
+        raise NinlabError(
+            f"{path} is not valid JSON ({str(e)[:100]}); the run is damaged."
+        ) from None
+    sessions = d.get("sessions") if isinstance(d, dict) else None
+    plain = (str, int, type(None))  # what session_facts records: text, counts, nothing
+    if not isinstance(sessions, list) or not all(
+        isinstance(x, dict) and all(type(v) in plain for v in x.values()) for x in sessions
+    ):
+        raise NinlabError(f"{path} holds no list of sessions of text and numbers; it is damaged.")
+    return sessions
+
+
+def _write_facts(run_dir: Path, sessions: list[dict]) -> None:
+    write_text(run_dir / FACTS, json.dumps({"sessions": sessions}, indent=1))
 
 
 def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
@@ -327,6 +361,7 @@ def check_run(run_dir: str | Path) -> dict[str, str]:
         METRICS_CSV: lambda p: list(csv.DictReader(p.read_text().splitlines())),
         CHECKPOINT: lambda p: read_checkpoint(run_dir),
         FILES: lambda p: json.loads(p.read_text()),
+        FACTS: lambda p: read_facts(run_dir),
         CURVES: _read_png,
         **{w: load_file for w in WEIGHTS.values()},
     }
@@ -352,17 +387,29 @@ def _read_png(path: Path) -> None:
 
 
 class RunWriter(Callback):
-    """Writes metrics, curves, final and best weights and the checkpoint at each epoch end."""
+    """Writes metrics, curves, final and best weights (BEST) and the checkpoint at each epoch
+    end, and this session's facts (`session`, from ninlab.train.facts) as it starts and after
+    each epoch."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, session: dict | None = None):
         self.out = Path(out)
+        self.session = session
+        self.before: list[dict] = []  # the sessions of this run before this one
+        if session is not None:
+            with contextlib.suppress(NinlabError):  # damaged facts are replaced, not fatal
+                self.before = read_facts(self.out)
+            _write_facts(self.out, [*self.before, session])
 
     def on_epoch_end(self, state: TrainState) -> None:
         write_metrics(self.out, state.history)
-        save_png(curves_figure(state.history), self.out / CURVES)
+        save_png(curves_figure(state.history, state.config), self.out / CURVES)
         save_weights(state.model, self.out / WEIGHTS["final"], state.config)
         if max(state.history, key=lambda r: r["test_acc"]) is state.history[-1]:
             save_weights(state.model, self.out / WEIGHTS["best"], state.config)
+        if self.session is not None:
+            self.session.setdefault("first_epoch", state.epoch)
+            self.session.update(last_epoch=state.epoch, ended=now())
+            _write_facts(self.out, [*self.before, self.session])
         self.on_interrupt(state)
 
     def on_interrupt(self, state: TrainState) -> None:
@@ -548,7 +595,8 @@ def _resume_point(run_dir: Path) -> dict:
 
 def _fit(model, data, cfg, out: Path, ckpt, world, progress, log, callbacks) -> list[dict]:
     """fit() writing into `out` (rank 0); a stop or a divergence says what is in the directory."""
-    writer = [RunWriter(out)] if world.main else []
+    facts = session_facts(cfg, placement(cfg, world), world) if world.main else None
+    writer = [RunWriter(out, facts)] if world.main else []
     try:
         history = fit(
             model, data, cfg, [*writer, *callbacks], resume=ckpt, progress=progress, log=log

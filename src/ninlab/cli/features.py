@@ -1,8 +1,10 @@
 """Feature maps of one image, stage by stage: a PNG grid with the input beside it.
 
 One row per stage (for a NiN, each mlpconv block's output; the last is the class maps), its
-channels ordered by mean activation, strongest first, on one colour scale per stage. Writes
-features-N.png (test image N) or features-NAME.png (an image file) into the run directory or --out.
+channels ordered by mean activation, strongest first, on one colour scale per stage. The class
+maps are labelled with their class and mean (for a NiN, the class's logit), and the three
+strongest are printed. Writes features-N.png (test image N) or features-NAME.png (an image file)
+into the run directory or --out.
 
 Examples:
   ninlab features runs/r --index 0
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from ninlab.cli.options import add_image_source, add_native, add_out, add_run_inputs
 from ninlab.runs import load_run
-from ninlab.viz.features import plot_features, stage_outputs
+from ninlab.viz.features import class_map_stage, plot_features, stage_outputs, strongest_classes
 from ninlab.viz.images import display_image, pick_image
 
 
@@ -40,11 +42,24 @@ def run(args) -> int:
     out = Path(args.out or run.path) / f"features-{picked.tag}.png"
     size = picked.image.shape[-2:] if args.native else run.config.input_size
     display = display_image(picked.image[0], size)
-    plot_features(display, outputs, out, args.channels, f"{picked.name}{truth}")
+    plot_features(display, outputs, out, args.channels, f"{picked.name}{truth}", run.classes)
     print(f"{picked.name}{truth}: {run.config.model} ({run.weights.name})")
+    class_stage = class_map_stage(outputs, run.classes)
     for name, o in outputs.items():
         shape = "x".join(map(str, o.shape[1:]))
         zeros = (o == 0).float().mean().item()
         print(f"  {name:<24} {shape:>12}  mean {o.mean().item():8.4f}  zeros {100 * zeros:5.1f}%")
+        if name == class_stage:
+            print(_strongest_line(strongest_classes(o[0], run.classes)))
     print(f"wrote {out}")
     return 0
+
+
+def _strongest_line(top: list[tuple[str, float]], width: int = 100) -> str:
+    """The line "  strongest class maps: Ankle boot 2.31, Sneaker 1.02, ..." in at most `width`
+    columns: class names too long to fit are cut short."""
+    head = "  strongest class maps: "
+    means = [f" {m:.2f}" for _, m in top]
+    room = (width - len(head) - 2 * (len(top) - 1) - sum(map(len, means))) // len(top)
+    names = [n if len(n) <= room else n[: room - 1] + "…" for n, _ in top]
+    return head + ", ".join(n + m for n, m in zip(names, means, strict=True))

@@ -1,9 +1,10 @@
 """Exact zeros after each ReLU over the test set: per layer, per channel, dead channels.
 
 The same numbers for the model at initialisation (same name, seed and init as the run), a plot
-by depth (sparsity.png in the run directory, or --out), and the verdict on statement 24 of the
-claims list: "in a trained CNN, feature maps get sparser (more exact zeros after ReLU) with depth".
-A dead channel is zero at every position of every test image.
+by depth (sparsity.png in the run directory, or --out), and in words the verdict on claim 24 of
+`ninlab claims`: "in a trained CNN, feature maps get sparser (more exact zeros after ReLU) with
+depth". A dead channel is zero at every position of every test image; they are told as counts
+("1 dead channel of 624"), named by layer.
 
 Examples:
   ninlab sparsity runs/r

@@ -14,6 +14,7 @@ from ninlab.data import Dataset
 from ninlab.data.transforms import channel_stats
 from ninlab.models import create_model
 from ninlab.train.config import PRECISIONS, RECIPES, TrainConfig, resolve, validate
+from ninlab.train.curves import PANELS, curve_figure, curves_figure, smoothed_loss_floor
 from ninlab.train.distributed import (
     World,
     current_world,
@@ -34,13 +35,14 @@ from ninlab.train.loop import (
 from ninlab.train.metrics import (
     confusion_figure,
     confusion_matrix,
-    curves_figure,
     format_confusion,
     per_class_accuracy,
+    precision_recall_f1,
 )
 from ninlab.train.optim import init_weights
 
 __all__ = [
+    "PANELS",
     "PRECISIONS",
     "RECIPES",
     "Callback",
@@ -53,6 +55,7 @@ __all__ = [
     "confusion_figure",
     "confusion_matrix",
     "current_world",
+    "curve_figure",
     "curves_figure",
     "device_for",
     "evaluate",
@@ -62,10 +65,12 @@ __all__ = [
     "per_class_accuracy",
     "placement",
     "precision_for",
+    "precision_recall_f1",
     "predict_logits",
     "prepare_config",
     "process_group",
     "resolve",
+    "smoothed_loss_floor",
     "to_input",
     "validate",
 ]

@@ -68,6 +68,13 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def augmentation(self) -> str:
+        """The training augmentation in words ("" for none)."""
+        parts = [f"shifts of up to {self.translate} px" if self.translate else "",
+                 "mirror flips" if self.flip else "",
+                 f"{self.cutout} px cut-outs" if self.cutout else ""]  # fmt: skip
+        return ", ".join(p for p in parts if p)
+
     def folder_options(self) -> FolderOptions:
         """How a folder data set is read for this run."""
         return FolderOptions(self.image_size, self.image_mode, self.fit, self.val_split, self.seed)

@@ -1,8 +1,9 @@
-"""What training measures, as numbers and as pictures: the confusion matrix, per-class accuracy,
-and the curves of loss and accuracy by epoch."""
+"""What evaluation measures per class: the confusion matrix, per-class accuracy (recall),
+precision and F1, as numbers and as a picture. (The curves by epoch are in `curves`.)"""
 
 from __future__ import annotations
 
+import matplotlib
 import torch
 from matplotlib.figure import Figure
 
@@ -20,6 +21,18 @@ def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
     return confusion.diag().float() / confusion.sum(1).clamp(min=1).float()
 
 
+def precision_recall_f1(confusion: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per class k, from counts[true, predicted]: precision = counts[k, k] / column k's sum (of
+    the images predicted k, the share that are k), recall = counts[k, k] / row k's sum (per-class
+    accuracy), F1 = 2 P R / (P + R); 0 where a denominator is 0."""
+    c = confusion.double()
+    right = c.diag()
+    precision = right / c.sum(0).clamp(min=1)
+    recall = right / c.sum(1).clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    return precision, recall, f1
+
+
 def format_confusion(confusion: torch.Tensor, classes: list[str]) -> str:
     width = max(6, len(str(int(confusion.max()))) + 1)
     short = [c[:width] for c in classes]
@@ -29,47 +42,37 @@ def format_confusion(confusion: torch.Tensor, classes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def row_shares(confusion: torch.Tensor) -> torch.Tensor:
+    """counts[i, j] / counts[i].sum(): the share of true class i predicted as j (0 for an empty
+    row)."""
+    c = confusion.double()
+    return c / c.sum(1, keepdim=True).clamp(min=1)
+
+
 def confusion_figure(confusion: torch.Tensor, classes: list[str], title: str = "") -> Figure:
-    """The counts as a heat map, each cell labelled (up to 20 classes)."""
+    """The counts, each cell labelled (up to 20 classes); the colour of a mistake is its share of
+    the true class's images (a row-normalised view with the diagonal left out, so the mistakes
+    that matter stand out); the diagonal is grey."""
     n = len(classes)
-    fig, ax = figure(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n) if n <= 20 else (12, 11))
-    ax.imshow(confusion.numpy(), cmap="Blues")
+    shares = row_shares(confusion)
+    off = shares.clone()
+    off.fill_diagonal_(float("nan"))  # drawn as "bad": grey
+    top = max(float(off.nan_to_num(0).max()), 1e-9)
+    fig, ax = figure(figsize=(2.2 + 0.6 * n, 1.2 + 0.5 * n) if n <= 20 else (13, 11))
+    cmap = matplotlib.colormaps["Reds"].with_extremes(bad="#dddddd")
+    im = ax.imshow(100 * off.numpy(), cmap=cmap, vmin=0, vmax=100 * top)
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    bar.set_label("% of the true class (mistakes only)", fontsize=9)
     if n <= 20:
-        ax.set_xticks(range(n), classes, rotation=45, ha="right")
-        ax.set_yticks(range(n), classes)
-        top = int(confusion.max())
+        ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=9)
+        ax.set_yticks(range(n), classes, fontsize=9)
         for i in range(n):
             for j in range(n):
-                v = int(confusion[i, j])
-                color = "white" if v > top / 2 else "black"
-                ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color=color)
+                dark = i != j and off[i, j] > top / 2
+                ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=9,
+                        color="white" if dark else "black")  # fmt: skip
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def curves_figure(history: list[dict]) -> Figure:
-    """Train and test loss, and test accuracy, by epoch (two panels), from the metrics rows."""
-    epochs = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = figure(1, 2, figsize=(9, 3.5))
-    ax1.plot(
-        epochs,
-        [r["train_loss"] for r in history],
-        "o-",
-        label="train loss (augmented, label-smoothed batches)",
-    )
-    ax1.plot(epochs, [r["test_loss"] for r in history], "s-", label="test loss")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("cross-entropy")
-    ax1.legend(fontsize=8)
-    ax1.grid(alpha=0.3)
-    ax2.plot(epochs, [100 * r["test_acc"] for r in history], "o-", color="tab:green")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("test accuracy (%)")
-    ax2.grid(alpha=0.3)
-    best = max(history, key=lambda r: r["test_acc"])
-    ax2.set_title(f"best {100 * best['test_acc']:.2f}% (epoch {best['epoch']})", fontsize=10)
     fig.tight_layout()
     return fig

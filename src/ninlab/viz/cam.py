@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
@@ -259,9 +260,10 @@ def _grad_cam_maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: 
     return F.relu((alpha * f).sum(1))  # N x h x w
 
 
-def draw_cam(ax, display, cam: CAM, alpha: float = 0.5, box: bool = True) -> None:
+def draw_cam(ax, display, cam: CAM, alpha: float = 0.5, box: bool = True, scale=None):
     """Draw the image (H, W) or (H, W, 3) in [0, 1], the map over it (alpha 0: no map) and the box
-    with the field centre of the strongest unit.
+    with the field centre of the strongest unit; returns the map's image (for a colour bar), or
+    None. scale: (low, high) of the colour map (default: the map's own range).
 
     Each map cell is drawn centred on its unit's field centre, one jump wide, so the picture and
     the box agree with the field arithmetic (no resampling guesswork).
@@ -272,10 +274,11 @@ def draw_cam(ax, display, cam: CAM, alpha: float = 0.5, box: bool = True) -> Non
     (r0, c0), (r1, c1) = cam.field.center(0, 0), cam.field.center(mh - 1, mw - 1)
     jr, jc = cam.field.jump
     extent = (c0 - jc / 2, c1 + jc / 2, r1 + jr / 2, r0 - jr / 2)
+    shown = None
     if alpha > 0:
         m = cam.map.float()
-        lo, hi = float(m.min()), float(m.max())
-        ax.imshow(
+        lo, hi = scale or (float(m.min()), float(m.max()))
+        shown = ax.imshow(
             m.numpy(),
             cmap="jet",
             alpha=alpha,
@@ -295,6 +298,60 @@ def draw_cam(ax, display, cam: CAM, alpha: float = 0.5, box: bool = True) -> Non
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.axis("off")
+    return shown
+
+
+BOX_MOST = 0.6  # a box over more than this share of the image says nothing about where: left out
+
+
+def box_share(cam: CAM) -> float:
+    """The share of the input's pixels inside the strongest unit's (clipped) box."""
+    top, left, bottom, right = cam.box
+    h, w = cam.input_size
+    return (bottom - top) * (right - left) / (h * w)
+
+
+def peak_on_background(display, cam: CAM, tol: float = 0.05) -> bool:
+    """Whether the map's maximum lies on background: every input pixel within half a jump of the
+    strongest unit's field centre is within `tol` of the image border's median value."""
+    x = torch.as_tensor(display, dtype=torch.float32)
+    x = x if x.dim() == 2 else x.mean(-1)  # H x W
+    border = torch.cat([x[0], x[-1], x[:, 0], x[:, -1]]).median()
+    (r, c), (jr, jc) = cam.center, cam.field.jump
+    h, w = x.shape
+    rows = slice(max(int(r - jr / 2 + 0.5), 0), min(int(r + jr / 2 + 0.5), h - 1) + 1)
+    cols = slice(max(int(c - jc / 2 + 0.5), 0), min(int(c + jc / 2 + 0.5), w - 1) + 1)
+    patch = x[rows, cols]
+    return patch.numel() > 0 and bool(((patch - border).abs() <= tol).all())
+
+
+def cam_panels(display, cam: CAM, classes: list[str], true_cam: CAM | None = None):
+    """The report's picture of one prediction: the input | the predicted class's map over it |
+    for a mistake, the true class's map on the same colour scale; a colour bar (map units: the
+    class's evidence, whose mean is the logit for a class map or CAM). The boxes and "+" (the
+    strongest unit's field and its centre) are drawn unless a box covers more than BOX_MOST of
+    the image (`boxes_shown`)."""
+    cams = [cam] + ([true_cam] if true_cam is not None else [])
+    lo = min(float(c.map.min()) for c in cams)
+    hi = max(float(c.map.max()) for c in cams)
+    box = boxes_shown(cams)
+    fig = Figure(figsize=(1.45 * (1 + len(cams)) + 0.7, 2.2), layout="constrained")
+    axes = fig.subplots(1, 1 + len(cams))
+    axes[0].imshow(display, cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("input", fontsize=9)
+    axes[0].axis("off")
+    for ax, c, what in zip(axes[1:], cams, ("predicted", "true"), strict=False):
+        shown = draw_cam(ax, display, c, box=box, scale=(lo, hi))
+        ax.set_title(f"{what}\n{classes[c.class_index]}", fontsize=9)
+    bar = fig.colorbar(shown, ax=list(axes), fraction=0.05, pad=0.02)
+    bar.ax.tick_params(labelsize=9)
+    return fig
+
+
+def boxes_shown(cams: list[CAM]) -> bool:
+    """Whether a picture of these maps draws their boxes: only when none covers more than
+    BOX_MOST of the image."""
+    return all(box_share(c) <= BOX_MOST for c in cams)
 
 
 def cam_figure(display, cam: CAM, classes: list[str], title: str = ""):

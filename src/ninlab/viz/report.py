@@ -1,59 +1,100 @@
-"""One self-contained HTML page about a run: what it was, how it trained, what it gets right and
-wrong, and what it looks at.
+"""One self-contained HTML page about a run that explains itself: what ran where, how it trained,
+what it gets right and wrong and why, and what it looks at.
 
-Sections: config, training curves, per-class accuracy, confusion matrix, model summary, sparsity
-by depth, and a gallery of class activation maps for right and wrong test predictions. Every
-image is a PNG inside the file (a base64 data URI); there is no network access, external CSS or
-JavaScript. A tiny inline script checks, on load, that every image decoded and that no script
-error or console.error happened, and writes the result into the hidden #report-status element
-(data-images, data-broken, data-errors, data-loaded), which the browser test reads.
+Sections (SECTIONS): the run's facts as training recorded them (`ninlab.runs.read_facts`), the
+curves, precision / recall / F1 per class, the confusion counts and row shares with the most
+confident mistakes of the most confused pairs, class activation maps of examples chosen by a
+stated rule, sparsity by depth with its verdict in words, the model summary, the config, and the
+claims the page links to. Every number comes from the run's files or from evaluating it now.
+
+Every image is a PNG inside the file (a base64 data URI); nothing loads from the network. The
+page reads at a phone's 420 px as at 1400 px: a viewport tag, tables and wide text in boxes that
+scroll sideways, and figures that never shrink below the width at which their smallest text is
+MIN_TEXT_PX high (each <img> carries that text's height in the PNG, `data-text-px`).
+
+A tiny inline script checks, on load, that every image decoded, that no script error happened,
+that the page does not overflow sideways and how small its text is drawn, and writes the result
+into the hidden #report-status element, which the browser test reads.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import json
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from PIL import Image
+
 from ninlab.analysis import summary
 from ninlab.analysis.sparsity import STATEMENT
 from ninlab.data import Dataset
+from ninlab.errors import NinlabError
 from ninlab.files import write_text
-from ninlab.plotting import figure, png_bytes
-from ninlab.runs import CURVES, Evaluation, Run, evaluate_run
-from ninlab.train import curves_figure
+from ninlab.plotting import png_bytes, smallest_text_px
+from ninlab.runs import BEST, CURVES, Evaluation, Run, evaluate_run
+from ninlab.train import PANELS, curve_figure, precision_recall_f1, smoothed_loss_floor
+from ninlab.train.metrics import row_shares
 from ninlab.version import __version__
-from ninlab.viz.cam import cam_method, class_activation_maps, draw_cam
+from ninlab.viz.cam import (
+    BOX_MOST,
+    CAM,
+    box_share,
+    boxes_shown,
+    cam_method,
+    cam_panels,
+    class_activation_maps,
+    peak_on_background,
+)
 from ninlab.viz.images import display_image
-from ninlab.viz.sparsity import SparsityReport, run_sparsity, sparsity_figure
+from ninlab.viz.sparsity import SparsityReport, dead_figure, run_sparsity, zeros_figure
 
 SECTIONS = {
-    "config": "Config",
+    "facts": "Run facts",
     "curves": "Training curves",
-    "accuracy": "Per-class accuracy",
-    "confusion": "Confusion matrix",
-    "summary": "Model summary",
-    "sparsity": "Sparsity by depth",
+    "classes": "Per class",
+    "confusion": "Confusion",
     "cams": "Class activation maps",
+    "sparsity": "Sparsity by depth",
+    "summary": "Model summary",
+    "config": "Config",
+    "claims": "Claims",
 }
+MIN_TEXT_PX = 9  # the smallest text the page may draw, in CSS pixels at 100% zoom
+PAIRS = 3  # most confused pairs shown with their most confident mistakes
+PER_PAIR = 4  # mistakes shown per pair
+THUMB = 84  # side of a mistake's thumbnail, px
 
 STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
-       padding: 0 1em; color: #222; }
-h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
-table { border-collapse: collapse; } td, th { padding: 2px 10px; border-bottom: 1px solid #eee;
-  text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px;
+       padding: 0 12px; color: #222; }
+h1 { font-size: 1.45em; overflow-wrap: anywhere; } h2 { border-bottom: 1px solid #ccc;
+  margin-top: 2em; } code { overflow-wrap: anywhere; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; font-size: 14px; }
+td, th { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th.key { font-weight: 600; white-space: nowrap; }
+table.matrix td { text-align: right; min-width: 2.6em; }
+table.matrix th { font-size: 12px; font-weight: 600; }
+td.diag { background: #e4e4e4; font-weight: 600; }
 pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
-pre.wrap { white-space: pre-wrap; }
-img { max-width: 100%; } .gallery { display: flex; flex-wrap: wrap; gap: 8px; }
-figure { margin: 0; width: 170px; } figcaption { font-size: 12px; }
-.wrong figcaption { color: #b00; } nav a { margin-right: 1em; }
+img { max-width: 100%; height: auto; } .panels { display: flex; flex-wrap: wrap; gap: 12px; }
+figure { margin: 0; } figcaption { font-size: 13px; max-width: 520px; }
+.thumbs figure { width: 190px; } .thumbs figcaption { font-size: 12px; }
+.wrong figcaption b { color: #b00; } nav a { margin-right: 1em; white-space: nowrap; }
+.legend { display: inline-block; width: 160px; height: 12px; vertical-align: middle;
+  background: linear-gradient(to right, #fff, #b00); border: 1px solid #ccc; }
+.verdict { font-weight: 600; }
 """
 
-# Runs before anything else: records script errors and console.error, then checks the images.
+# Runs before anything else: records script errors and console.error; on load checks the images,
+# sideways overflow and the smallest text drawn (HTML text, and figures' text as scaled).
 CHECK_SCRIPT = """
 (function () {
   var errors = [];
@@ -66,10 +107,31 @@ CHECK_SCRIPT = """
   window.addEventListener("load", function () {
     var images = Array.prototype.slice.call(document.images);
     var broken = images.filter(function (i) { return !(i.complete && i.naturalWidth > 0); });
+    var figureText = Infinity;
+    images.forEach(function (i) {
+      var px = parseFloat(i.getAttribute("data-text-px"));
+      if (px > 0 && i.naturalWidth > 0) {
+        figureText = Math.min(figureText, px * i.getBoundingClientRect().width / i.naturalWidth);
+      }
+    });
+    var htmlText = Infinity;
+    Array.prototype.forEach.call(document.body.querySelectorAll("*"), function (el) {
+      var own = Array.prototype.some.call(el.childNodes, function (n) {
+        return n.nodeType === 3 && n.textContent.trim();
+      });
+      if (own && el.offsetParent !== null) {
+        htmlText = Math.min(htmlText, parseFloat(getComputedStyle(el).fontSize));
+      }
+    });
+    var root = document.documentElement;
     var s = document.getElementById("report-status");
     s.setAttribute("data-images", String(images.length));
     s.setAttribute("data-broken", String(broken.length));
     s.setAttribute("data-errors", String(errors.length));
+    s.setAttribute("data-viewport", String(root.clientWidth));
+    s.setAttribute("data-overflow", String(Math.max(0, root.scrollWidth - root.clientWidth)));
+    s.setAttribute("data-figure-text", figureText.toFixed(1));
+    s.setAttribute("data-html-text", htmlText.toFixed(1));
     s.textContent = errors.join("\\n");
     s.setAttribute("data-loaded", "yes");
   });
@@ -94,49 +156,430 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _img(png: bytes, alt: str, width: int | None = None) -> str:
-    w = f' width="{width}"' if width else ""
-    return f'<img src="{data_uri(png)}" alt="{html.escape(alt)}"{w}>'
+def _esc(value) -> str:
+    return html.escape(str(value))
 
 
-def _table(rows: list[tuple], header: tuple, numeric: set[int] = frozenset()) -> str:
+def _img(png: bytes, alt: str, text_px: float | None = None) -> str:
+    """An image at most its natural width; one with text never narrower than the width at which
+    that text is MIN_TEXT_PX high (a narrow screen scrolls its box sideways instead)."""
+    with Image.open(io.BytesIO(png)) as im:
+        width = im.width
+    attrs = f'width="{width}"'
+    if text_px:
+        least = min(width, int(width * MIN_TEXT_PX / text_px + 1))
+        attrs += f' data-text-px="{text_px:.1f}" style="min-width: {least}px"'
+    return f'<img src="{data_uri(png)}" alt="{_esc(alt)}" {attrs}>'
+
+
+def _fig(fig, alt: str) -> str:
+    """A matplotlib figure as a scrollable image."""
+    return f'<div class="scroll">{_img(png_bytes(fig), alt, smallest_text_px(fig))}</div>'
+
+
+def _table(rows: list[tuple], header: tuple, numeric=frozenset(), keys: bool = False) -> str:
+    """A table in a box that scrolls sideways; keys: the first column names each row."""
+
     def cell(k, v, tag="td"):
+        if keys and k == 0 and tag == "td":
+            return f'<th class="key">{_esc(v)}</th>'
         cls = ' class="num"' if k in numeric and tag == "td" else ""
-        return f"<{tag}{cls}>{html.escape(str(v))}</{tag}>"
+        return f"<{tag}{cls}>{_esc(v)}</{tag}>"
 
     head = "".join(cell(k, h, "th") for k, h in enumerate(header))
     body = "".join("<tr>" + "".join(cell(k, v) for k, v in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
 
 
-def _curves(run: Run) -> str:
-    png = run.path / CURVES
-    if png.is_file():
-        return _img(png.read_bytes(), "training curves")
-    history = run.history()
-    if history:
-        return _img(png_bytes(curves_figure(history)), "training curves")
-    return "<p>No curves: the run has not finished an epoch.</p>"
+def _pct(x: float, digits: int = 2) -> str:
+    return f"{100 * x:.{digits}f}%"
 
 
-def _gallery(run: Run, images, ev: Evaluation, which: list[int], wrong: bool) -> str:
-    if not which:
-        return f"<p>No {'wrong' if wrong else 'right'} predictions among these test images.</p>"
-    classes = run.classes
-    cams = class_activation_maps(run.model, run.preprocess(images[which]), ev.preds[which].tolist())
-    items = []
-    for i, cam in zip(which, cams, strict=True):
-        fig, ax = figure(figsize=(2.2, 2.2))
-        draw_cam(ax, display_image(images[i], run.config.input_size), cam)
-        fig.tight_layout(pad=0.1)
-        cap = (
-            f"#{i}: true {classes[int(ev.labels[i])]}, predicted {classes[int(ev.preds[i])]} "
-            f"({100 * float(ev.confidence[i]):.1f}%)"
+# ---- run facts ----
+
+
+def _facts(run: Run, data: Dataset, ev: Evaluation, best: dict | None) -> str:
+    cfg, history = run.config, run.history()
+    try:
+        sessions, unread = run.facts(), ""
+    except NinlabError as e:
+        sessions, unread = [], str(e)
+    missing = unread or "not recorded (trained by a ninlab that did not record its facts)"
+    rows = []
+    if sessions:
+        first, last = sessions[0], sessions[-1]
+        start, end = first.get("started"), last.get("ended") or "not finished"
+        when = f"{start} to {end}".replace("T", " ")
+        if len(sessions) > 1:
+            when += f", in {len(sessions)} sessions (stopped and resumed)"
+        rows.append(("date", when))
+    else:
+        rows.append(("date", missing))
+    if history and "elapsed" in history[-1]:
+        rows.append(
+            (
+                "wall time",
+                f"{history[-1]['elapsed']:,.1f} s of training and test "
+                f"evaluation over {len(history)} epochs (data loading not counted)",
+            )
         )
-        caption = f"<figcaption>{html.escape(cap)}</figcaption>"
-        items.append(f"<figure>{_img(png_bytes(fig), cap)}{caption}</figure>")
-    cls = "gallery wrong" if wrong else "gallery"
+        rates = [r["images_per_s"] for r in history if "images_per_s" in r]
+        if rates:
+            rows.append(
+                (
+                    "images/s",
+                    f"{statistics.median(rates):,.0f} training images/s, median "
+                    f"of the epochs ({min(rates):,.0f} to {max(rates):,.0f})",
+                )
+            )
+    for k, s in enumerate(sessions):
+        tag = f" (session {k + 1})" if len(sessions) > 1 else ""
+        procs = f", {s['processes']} processes" if (s.get("processes") or 1) > 1 else ""
+        rows.append(
+            (
+                f"device{tag}",
+                f"{s.get('device')} ({s.get('device_name')}), "
+                f"{s.get('precision')} precision, {s.get('threads')} threads{procs}",
+            )
+        )
+        rows.append(
+            (
+                f"versions{tag}",
+                f"ninlab {s.get('ninlab')}, torch {s.get('torch')}, "
+                f"Python {s.get('python')}, {s.get('platform')}",
+            )
+        )
+        rows.append((f"command{tag}", s.get("command", "")))
+    if not sessions:
+        rows += [("device", missing), ("versions", missing), ("command", missing)]
+    n_train = min(cfg.limit_train or len(data.train_images), len(data.train_images))
+    norm = ", ".join(f"{m:.4f}/{s:.4f}" for m, s in zip(cfg.mean, cfg.std, strict=True))
+    rows.append(
+        (
+            "data",
+            f"{data.name}: {n_train:,} training images, {len(ev.labels):,} test "
+            f"images on this page; {cfg.input_size} px, {cfg.in_chans} channel(s), "
+            f"normalised by mean/std {norm}",
+        )
+    )
+    floor = smoothed_loss_floor(cfg.label_smoothing, len(cfg.classes))
+    smooth = (
+        f"label smoothing {cfg.label_smoothing:g} (train loss cannot go below {floor:.2f})"
+        if cfg.label_smoothing
+        else "no label smoothing"
+    )
+    rows.append(
+        (
+            "recipe",
+            f"{cfg.recipe}: {cfg.model}, {cfg.epochs} epochs of batch "
+            f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule}), "
+            f"{cfg.augmentation() or 'no augmentation'}, {smooth}",
+        )
+    )
+    rows.append(("test-time flip", _tta(cfg.tta_flip)))
+    if best is not None:
+        shown = "these weights" if run.weights.name.startswith("best") else "not these weights"
+        rows.append(
+            (
+                "best epoch",
+                f"epoch {best['epoch']}, {_pct(best['test_acc'])}: {BEST}, "
+                "chosen on the test set itself, so its accuracy is a slightly optimistic "
+                "estimate for new images "
+                f"(best.safetensors; {shown})",
+            )
+        )
+    rows.append(("weights shown", f"{run.weights.name}"))
+    return _table(rows, ("", ""), keys=True)
+
+
+def _tta(on: bool) -> str:
+    if on:
+        return (
+            "yes: every prediction and probability on this page averages the logits of the "
+            "image and of its mirror image, as ninlab eval and predict do; the class maps "
+            "come from one plain forward, so ninlab cam prints slightly different "
+            "probabilities"
+        )
+    return (
+        "no: every probability on this page is one plain forward of the image, the same "
+        "numbers as ninlab eval, predict and cam print"
+    )
+
+
+# ---- curves ----
+
+
+def _curves(run: Run, history: list[dict]) -> str:
+    if not history:
+        if (run.path / CURVES).is_file():
+            return _img((run.path / CURVES).read_bytes(), "training curves")
+        return "<p>No curves: the run has not finished an epoch.</p>"
+    cfg = run.config
+    floor = smoothed_loss_floor(cfg.label_smoothing, len(cfg.classes))
+    why = [
+        "The train loss is the mean over each epoch's batches while the weights still change",
+        f" ({cfg.augmentation()})" if cfg.augmentation() else "",
+        f"; with label smoothing {cfg.label_smoothing:g} it cannot go below {floor:.2f}, "
+        "while the test loss (plain cross-entropy of the epoch's last weights) can"
+        if floor
+        else "",
+        ". So the train loss sitting above the test loss is not a sign of under-fitting by "
+        "itself; the accuracies compare like with like more closely.",
+    ]
+    figs = "".join(_fig(curve_figure(p, history, cfg), f"{p} by epoch") for p in PANELS)
+    return f'<p>{_esc("".join(why))}</p><div class="panels">{figs}</div>'
+
+
+# ---- per class and confusion ----
+
+
+def _classes(ev: Evaluation) -> str:
+    classes = ev.run.classes
+    precision, recall, f1 = precision_recall_f1(ev.confusion)
+    predicted = ev.confusion.sum(0)
+    rows = [
+        (
+            c,
+            int(ev.confusion[k].sum()),
+            int(ev.confusion[k, k]),
+            int(predicted[k]),
+            _pct(recall[k]),
+            _pct(precision[k]),
+            f"{f1[k]:.3f}",
+        )
+        for k, c in enumerate(classes)
+    ]
+    worst = int(f1.argmin())
+    return (
+        f"<p>Test accuracy {_pct(ev.accuracy)} ({ev.correct:,} of {len(ev.labels):,} images), "
+        f"test loss {ev.loss:.4f}. Recall: of a class's images, the share predicted as it (its "
+        "accuracy). Precision: of the images predicted as a class, the share that are it. "
+        f"F1: their harmonic mean. Weakest: <b>{_esc(classes[worst])}</b> "
+        f"(F1 {f1[worst]:.3f}).</p>"
+        + _table(
+            rows,
+            ("class", "images", "right", "predicted as", "recall", "precision", "F1"),
+            {1, 2, 3, 4, 5, 6},
+        )
+    )
+
+
+def _matrix(classes: list[str], text, tint) -> str:
+    """An HTML confusion table: text(i, j) in each cell, tinted tint(i, j) in [0, 1] (None: the
+    diagonal, grey)."""
+    head = "<th>true \u2193 / predicted \u2192</th>" + "".join(
+        f"<th>{_esc(c)}</th>" for c in classes
+    )
+    rows = []
+    for i, name in enumerate(classes):
+        cells = []
+        for j in range(len(classes)):
+            t = tint(i, j)
+            if t is None:
+                cells.append(f'<td class="diag">{text(i, j)}</td>')
+            else:
+                a = f"{0.85 * t:.2f}"
+                fg = "#fff" if t > 0.55 else "#222"
+                cells.append(
+                    f'<td style="background: rgba(187,0,0,{a}); color: {fg}">{text(i, j)}</td>'
+                )
+        rows.append(f"<tr><th>{_esc(name)}</th>{''.join(cells)}</tr>")
+    return f'<div class="scroll"><table class="matrix"><tr>{head}</tr>{"".join(rows)}</table></div>'
+
+
+def _confusion(ev: Evaluation, images: torch.Tensor, probs: torch.Tensor) -> str:
+    classes, counts = ev.run.classes, ev.confusion
+    shares = row_shares(counts)
+    off = shares.clone().fill_diagonal_(0)
+    top = max(float(off.max()), 1e-9)
+    n = len(classes)
+    parts = []
+    if n <= 20:
+        parts.append(
+            "<p>Counts: rows are the true class, columns the prediction; the diagonal (grey) is "
+            "right. A mistake's colour is its share of the true class's images.</p>"
+            + _matrix(
+                classes,
+                text=lambda i, j: f"{int(counts[i, j]):,}",
+                tint=lambda i, j: None if i == j else float(off[i, j]) / top,
+            )
+            + "<p>The same, row-normalised with the diagonal left out: each mistake as a share "
+            f'of its true class\'s images. Colour: <span class="legend"></span> 0 to '
+            f"{_pct(top, 1)}.</p>"
+            + _matrix(
+                classes,
+                text=lambda i, j: (
+                    "" if i == j or not counts[i, j] else f"{100 * float(shares[i, j]):.1f}"
+                ),
+                tint=lambda i, j: None if i == j else float(off[i, j]) / top,
+            )
+        )
+    else:
+        parts.append(_fig(ev.confusion_figure(), "confusion matrix"))
+    pairs = [divmod(int(k), n) for k in off.flatten().argsort(descending=True)[:PAIRS]]
+    pairs = [(i, j) for i, j in pairs if counts[i, j] > 0]
+    if not pairs:
+        return "".join(parts) + "<p>No mistakes among these test images.</p>"
+    parts.append(
+        f"<h3>The {len(pairs)} most confused pairs, most confident mistakes first</h3><p>For each "
+        f"pair, up to {PER_PAIR} of its mistakes with the highest probability of the wrong "
+        "class, each with the model's top 3 probabilities.</p>"
+    )
+    size = ev.run.config.input_size
+    for i, j in pairs:
+        which = ((ev.labels == i) & (ev.preds == j)).nonzero().flatten()
+        which = which[probs[which, j].argsort(descending=True, stable=True)][:PER_PAIR].tolist()
+        items = []
+        for k in which:
+            p, c = probs[k].topk(min(3, n))
+            top3 = "<br>".join(
+                f"{_esc(classes[int(cc)])} {_pct(pp, 1)}" for pp, cc in zip(p, c, strict=True)
+            )
+            thumb = _thumbnail(display_image(images[k], size))
+            items.append(f"<figure>{thumb}<figcaption>#{k}<br>{top3}</figcaption></figure>")
+        parts.append(
+            f"<p><b>{_esc(classes[i])} \u2192 {_esc(classes[j])}</b>: {int(counts[i, j]):,} of "
+            f"{int(counts[i].sum()):,} {_esc(classes[i])} images "
+            f'({_pct(shares[i, j], 1)})</p><div class="panels thumbs wrong">{"".join(items)}</div>'
+        )
+    return "".join(parts)
+
+
+def _thumbnail(display) -> str:
+    """The image as the model sees it (size and channels), enlarged to THUMB px without
+    smoothing."""
+    pixels = (torch.as_tensor(display) * 255).round().to(torch.uint8).numpy()
+    im = Image.fromarray(pixels).resize((THUMB, THUMB), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return _img(buf.getvalue(), "test image")
+
+
+# ---- class activation maps ----
+
+
+def _cams(run: Run, images, ev: Evaluation, gallery: int, probs: torch.Tensor) -> str:
+    method, layer = cam_method(run.model)
+    right = (ev.preds == ev.labels).nonzero().flatten()
+    wrong = (ev.preds != ev.labels).nonzero().flatten()
+    conf = ev.confidence
+    right = right[conf[right].argsort(descending=True, stable=True)][:gallery].tolist()
+    wrong = wrong[conf[wrong].argsort(descending=True, stable=True)][:gallery].tolist()
+    mean = {
+        "class map": "averages to the model's logit for the class",
+        "CAM": "averages to the model's logit for the class (bias included)",
+        "Grad-CAM": "weighs channels by gradients (its mean is not the logit)",
+    }[method]
+    intro = (
+        f"<p>{_esc(method)} of <code>{_esc(layer)}</code>: the evidence for a class at each "
+        f"position, drawn over the input (colour bar: map units; the map {mean}). "
+        "<b>Examples are chosen by rule</b>: the most confident right predictions, and the most "
+        "confident wrong ones, by the predicted class's probability. For a mistake, the true "
+        "class's map stands beside the predicted one, on the same colour scale. The white box is "
+        "the input the strongest unit of the map sees (its receptive field, clipped to the "
+        "image) and + its centre; the box is left out where it would cover more than "
+        f"{100 * BOX_MOST:.0f}% of the image, as it then says nothing about where.</p>"
+    )
+    drawn: list[CAM] = []
+    galleries = (
+        f"<h3>Most confident right ({len(right)})</h3>"
+        + _cam_gallery(run, images, ev, right, probs, drawn)
+        + f"<h3>Most confident wrong ({len(wrong)})</h3>"
+        + _cam_gallery(run, images, ev, wrong, probs, drawn)
+    )
+    return intro + _exactness(drawn) + galleries
+
+
+def _exactness(cams: list[CAM]) -> str:
+    """The check of "mean = logit" on the maps drawn, in words beside its number."""
+    checked = [c for c in cams if c.exact is not None]
+    if not checked:
+        return ""
+    worst = max(abs(c.map_mean - c.logit) for c in checked)
+    right = sum(bool(c.exact) for c in checked)
+    verdict = (
+        "each averages to the model's logit for its class"
+        if right == len(checked)
+        else f"only {right} average to the model's logit for their class"
+    )
+    return (
+        f'<p>Checked on the {len(checked)} maps drawn: <span class="verdict">{verdict}</span> '
+        f"(largest difference {worst:.1e}), so the colours add up to the model's score.</p>"
+    )
+
+
+def _cam_gallery(run: Run, images, ev: Evaluation, which: list[int], probs, drawn) -> str:
+    """The pictures of `which`; the maps drawn are appended to `drawn`."""
+    if not which:
+        return "<p>None among these test images.</p>"
+    classes = run.classes
+    x = run.preprocess(images[which])
+    cams = class_activation_maps(run.model, x, ev.preds[which].tolist())
+    truth = class_activation_maps(run.model, x, ev.labels[which].tolist())
+    items = []
+    for i, cam, true_cam in zip(which, cams, truth, strict=True):
+        wrong = int(ev.preds[i]) != int(ev.labels[i])
+        drawn += [cam, true_cam] if wrong else [cam]
+        display = display_image(images[i], run.config.input_size)
+        fig = cam_panels(display, cam, classes, true_cam if wrong else None)
+        label, pred = classes[int(ev.labels[i])], classes[int(ev.preds[i])]
+        notes = []
+        if not boxes_shown([cam, true_cam] if wrong else [cam]):
+            top, left, bottom, right = max((cam, true_cam), key=box_share).box
+            notes.append(
+                f"no box: a strongest unit sees {bottom - top}x{right - left} px, most of the image"
+            )
+        if peak_on_background(display, cam):
+            notes.append("the map peaks on the background, not on the item")
+        verdict = f"<b>predicted {_esc(pred)}</b>" if wrong else f"predicted {_esc(pred)}"
+        cap = (
+            f"#{i}: true {_esc(label)}, {verdict}, {_pct(probs[i, ev.preds[i]], 1)}"
+            + (f"; true class {_pct(probs[i, ev.labels[i]], 1)}" if wrong else "")
+            + "".join(f"; {_esc(n)}" for n in notes)
+        )
+        alt = f"test image {i}: input and class maps"
+        items.append(f"<figure>{_fig(fig, alt)}<figcaption>{cap}</figcaption></figure>")
+    cls = "panels wrong" if any(ev.preds[i] != ev.labels[i] for i in which) else "panels"
     return f'<div class="{cls}">{"".join(items)}</div>'
+
+
+# ---- sparsity, summary, config, claims ----
+
+
+def _sparsity(sp: SparsityReport) -> str:
+    words = sp.words()
+    return (
+        f'<p><span class="verdict">{_esc(words[:1].upper() + words[1:])}</span> '
+        f'(<a href="#claim-24">claim 24</a>: {_esc(sp.verdict)}; at initialisation: '
+        f"{_esc(sp.verdict_init)}). {_esc(sp.dead_words())}. Counted over "
+        f"{sp.images:,} test images: the share of exact zeros after each ReLU, and the "
+        "channels that are zero on every image (dead).</p>"
+        f'<div class="panels">{_fig(zeros_figure(sp), "exact zeros by depth")}'
+        f"{_fig(dead_figure(sp), 'dead channels by depth')}</div>"
+        f"<pre>{_esc(sp.table())}</pre>"
+    )
+
+
+def _config(run: Run) -> str:
+    rows = [
+        (k, json.dumps(v) if isinstance(v, list | dict) else v)
+        for k, v in run.config.to_dict().items()
+    ]
+    return (
+        "<p>As resolved when training began (<code>config.json</code>); "
+        "<code>device</code> and <code>threads</code> say what was asked for, the run facts "
+        "above what was used.</p>" + _table(rows, ("field", "value"), keys=True)
+    )
+
+
+def _claims() -> str:
+    return (
+        '<p id="claim-24"><b>Claim 24</b> of the ledger (<code>ninlab claims</code>, which checks '
+        f"25 statements about 1x1 convolutions and NiN): &ldquo;{_esc(STATEMENT)}&rdquo;. It holds "
+        "when the share of zeros never falls from one ReLU to the next; it differs when only the "
+        "last layer has more than the first; otherwise it does not hold. "
+        "<code>ninlab claims --run RUN_DIR</code> checks it with the others.</p>"
+    )
 
 
 def build_report(
@@ -150,60 +593,36 @@ def build_report(
     data = data or run.dataset()
     ev = evaluate_run(run, data, limit)
     images = data.test_images[:limit]
-    classes = run.classes
+    probs = torch.softmax(ev.logits.double(), 1)
     sp = run_sparsity(run, images, batch_size)
-    right = (ev.preds == ev.labels).nonzero().flatten()[:gallery].tolist()
-    wrong = (ev.preds != ev.labels).nonzero().flatten()[:gallery].tolist()
-    title = f"{run.config.model} on {data.name}: {100 * ev.accuracy:.2f}%"
-
-    parts = {}
-    parts["config"] = _table(
-        [
-            (k, json.dumps(v) if isinstance(v, list | dict) else v)
-            for k, v in run.config.to_dict().items()
-        ],
-        ("field", "value"),
-    )
-    parts["curves"] = _curves(run)
-    rows = [
-        (c, int(ev.confusion[k, k]), int(ev.confusion[k].sum()), f"{100 * a:.2f}%")
-        for k, (c, a) in enumerate(zip(classes, ev.per_class, strict=True))
-    ]
-    parts["accuracy"] = (
-        f"<p>Test accuracy {100 * ev.accuracy:.2f}% ({ev.correct:,} of {len(ev.labels):,}"
-        f" images), test loss {ev.loss:.4f}.</p>"
-        + _table(rows, ("class", "right", "images", "accuracy"), {1, 2, 3})
-    )
-    parts["confusion"] = _img(png_bytes(ev.confusion_figure()), "confusion matrix")
-    parts["summary"] = f"<pre>{html.escape(summary(run.model, run.input_shape).table())}</pre>"
-    parts["sparsity"] = (
-        _img(png_bytes(sparsity_figure(sp)), "sparsity by depth")
-        + f"<p>Statement 24, &ldquo;{html.escape(STATEMENT)}&rdquo;: <b>{sp.verdict}</b> for "
-        f"this run (at initialisation: {sp.verdict_init}).</p>"
-        + f'<pre class="wrap">{html.escape(sp.table())}</pre>'
-    )
-    method, layer = cam_method(run.model)
-    parts["cams"] = (
-        f"<p>{html.escape(method)} of <code>{html.escape(layer)}</code> for the "
-        "predicted class, drawn over the input; the box is the receptive field of the strongest "
-        "unit. Predictions and probabilities as <code>ninlab eval</code> makes them.</p>"
-        f"<h3>Right</h3>{_gallery(run, images, ev, right, False)}"
-        f"<h3>Wrong</h3>{_gallery(run, images, ev, wrong, True)}"
-    )
-
-    nav = "".join(f'<a href="#{k}">{v}</a>' for k, v in SECTIONS.items())
+    history = run.history()
+    best = max(history, key=lambda r: r["test_acc"]) if history else None  # first on a tie
+    parts = {
+        "facts": _facts(run, data, ev, best),
+        "curves": _curves(run, history),
+        "classes": _classes(ev),
+        "confusion": _confusion(ev, images, probs),
+        "cams": _cams(run, images, ev, gallery, probs),
+        "sparsity": _sparsity(sp),
+        "summary": f"<pre>{_esc(summary(run.model, run.input_shape).table())}</pre>",
+        "config": _config(run),
+        "claims": _claims(),
+    }
+    title = f"{run.config.model} on {data.name}: {_pct(ev.accuracy)}"
+    nav = "".join(f'<a href="#{k}">{v}</a> ' for k, v in SECTIONS.items())
     body = "".join(
         f'<section id="{k}"><h2>{v}</h2>{parts[k]}</section>' for k, v in SECTIONS.items()
     )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>ninlab report: {html.escape(str(run.path))}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ninlab report: {_esc(run.path)}</title>
 <style>{STYLE}</style>
 <script>{CHECK_SCRIPT}</script>
 </head><body>
 <div id="report-status" hidden></div>
-<h1>{html.escape(title)}</h1>
-<p>Run <code>{html.escape(str(run.path))}</code>, weights <code>{run.weights.name}</code>,
+<h1>{_esc(title)}</h1>
+<p>Run <code>{_esc(run.path)}</code>, weights <code>{_esc(run.weights.name)}</code>,
 {len(ev.labels):,} test images.
 Written by ninlab {__version__} on {time.strftime("%Y-%m-%d %H:%M")}.</p>
 <nav>{nav}</nav>

@@ -4,16 +4,20 @@
   zeros(layer, c)   = the same over channel c only
   dead channel      = a channel with zeros(layer, c) = 1: zero at every position of every image
 The counting lives in `ninlab.analysis.sparsity`; this module adds the same model at
-initialisation, a plot by depth, and the verdict on statement 24 of the claims list ("in a
-trained CNN, feature maps get sparser with depth").
+initialisation, plots by depth, and the verdict on claim 24 of `ninlab claims` ("in a trained
+CNN, feature maps get sparser with depth") in words beside its numbers: zeros on a 0-100% axis,
+dead channels as counts ("1 of 128"), not percentages, and every text at least 9 pt (12.5 px in
+the PNG at 100 dpi, see `ninlab.plotting`).
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from ninlab.analysis.sparsity import (
@@ -22,9 +26,70 @@ from ninlab.analysis.sparsity import (
     relu_channel_sparsity,
     sparser_with_depth,
 )
+from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS
 from ninlab.plotting import figure, save_png
 from ninlab.runs import Run
 from ninlab.train import TrainConfig, build_model
+
+FONT = 9  # points: the smallest text of the figures (12.5 px at 100 dpi)
+FLAT = 10  # percentage points: zeros that spread less than this over depth "stay" at one level
+# what each verdict of `sparser_with_depth` says, once: the words end with it
+CONCLUSION = {
+    HOLDS: "sparser with depth",
+    DIFFERS: "sparser overall, not at every depth",
+    FAILS: "not sparser with depth",
+}
+
+
+def zeros_words(fractions: list[float]) -> str:
+    """The verdict of `sparser_with_depth` on zero fractions in depth order, in plain words with
+    the numbers behind it, ending ": " + CONCLUSION[verdict]. Percentages are rounded to whole
+    numbers; a spread max - min under FLAT points is told as a range (47–55%)."""
+    verdict = sparser_with_depth(fractions)
+    pct = [100 * f for f in fractions]
+    first, last, lo, hi = pct[0], pct[-1], min(pct), max(pct)
+    steps = len(pct) - 1
+    falls = sum(b < a for a, b in zip(pct, pct[1:], strict=False))
+    ends = f"from {first:.0f}% at the first ReLU to {last:.0f}% at the last"
+    # the range, where first and last do not already show it
+    shown = {f"{lo:.0f}", f"{hi:.0f}"} <= {f"{first:.0f}", f"{last:.0f}"}
+    extent = "" if shown else f" (range {lo:.0f}–{hi:.0f}%)"
+    flat = hi - lo < FLAT
+    if verdict == HOLDS:
+        rise = all(b > a for a, b in zip(pct, pct[1:], strict=False))
+        said = f"zeros {'rise at every depth' if rise else 'never fall with depth'}, {ends}"
+    elif verdict == DIFFERS and flat:
+        said = (
+            f"zeros stay at {lo:.0f}–{hi:.0f}% at every depth, ending {_points(last - first)} "
+            f"above the start but falling at {falls} of {steps} steps"
+        )
+    elif verdict == DIFFERS:
+        said = f"zeros go {ends}{extent} but fall at {falls} of {steps} steps"
+    elif flat:
+        said = f"zeros stay at {lo:.0f}–{hi:.0f}% at every depth"
+    else:
+        said = f"zeros {'fall' if last < first else 'go'} {ends}{extent}"
+    return f"{said}: {CONCLUSION[verdict]}"
+
+
+def _points(d: float) -> str:
+    """A difference of percentages in points: '6 points', '0.4 points', '1 point'."""
+    shown = f"{d:.0f}" if d >= 0.95 else f"{d:.1f}"
+    return f"{shown} point{'' if shown == '1' else 's'}"
+
+
+def dead_words(layers: list[LayerSparsity]) -> str:
+    """Dead channels as counts, named by layer: '1 dead channel of 1,152 (features.block3.relu:
+    channel 17)', or 'no dead channel among 1,152'."""
+    total = sum(len(t.channel_zero_counts) for t in layers)
+    dead = [t for t in layers if t.dead]
+    n = sum(len(t.dead) for t in dead)
+    if not n:
+        return f"no dead channel among {total:,}"
+    where = "; ".join(
+        f"{t.name}: channel{'s' if len(t.dead) > 1 else ''} {_indices(t.dead)}" for t in dead
+    )
+    return f"{n} dead channel{'s' if n > 1 else ''} of {total:,} ({where})"
 
 
 def initial_model(config: TrainConfig) -> nn.Module:
@@ -53,6 +118,14 @@ class SparsityReport:
     def verdict_init(self) -> str:
         return sparser_with_depth([layer.zeros for layer in self.init])
 
+    def words(self) -> str:
+        """The verdict on the trained model in plain words beside its numbers (`zeros_words`)."""
+        return zeros_words([layer.zeros for layer in self.trained])
+
+    def dead_words(self) -> str:
+        """The trained model's dead channels as counts, named by layer (`dead_words`)."""
+        return dead_words(self.trained)
+
     def to_dict(self) -> dict:
         return {
             "run": self.run,
@@ -61,6 +134,8 @@ class SparsityReport:
             "statement": STATEMENT,
             "verdict": self.verdict,
             "verdict_at_init": self.verdict_init,
+            "words": self.words(),
+            "dead_words": self.dead_words(),
             "layers": [
                 {**t.to_dict(), "init": i.to_dict()}
                 for t, i in zip(self.trained, self.init, strict=True)
@@ -89,17 +164,14 @@ class SparsityReport:
             for r in rows
         ]
         lines.insert(1, "-" * len(lines[0]))
-        dead = [f"{t.name}: {_indices(t.dead)}" for t in self.trained if t.dead]
         lines += [
             "",
-            f"zeros after each ReLU over {self.images:,} test images ({self.weights}); dead = "
-            "channels zero on every image",
-        ]
-        if dead:
-            lines.append("dead channels (trained): " + "; ".join(dead))
-        lines += [
-            f'statement 24, "{STATEMENT}": {self.verdict} for this run '
-            f"(at initialisation: {self.verdict_init})",
+            f"zeros after each ReLU over {self.images:,} test images ({self.weights}); "
+            "dead = zero on every image",
+            *textwrap.wrap(f"trained: {self.dead_words()}", 100, subsequent_indent="  "),
+            *textwrap.wrap(self.words(), 100, subsequent_indent="  "),
+            f"(claim 24 of `ninlab claims`: {self.verdict}; "
+            f"at initialisation: {self.verdict_init})",
         ]
         return "\n".join(lines)
 
@@ -119,29 +191,94 @@ def run_sparsity(
     return SparsityReport(str(run.path), run.weights.name, len(images), trained, at_init)
 
 
-def sparsity_figure(report: SparsityReport, title: str = ""):
-    """Two panels by depth: % exact zeros, and % dead channels; trained and at initialisation."""
+CURVES = (("trained", "o-", "C0"), ("at initialisation", "s--", "C1"))  # label, style, colour
+
+
+def _by_depth(ax, report: SparsityReport) -> range:
+    """x axis: the ReLUs in depth order, named without "features."/"head."; returns the x."""
     depth = range(1, len(report.trained) + 1)
-    fig, (ax1, ax2) = figure(1, 2, figsize=(10, 4))
-    for layers, label, style in (
-        (report.trained, "trained", "o-"),
-        (report.init, "at initialisation", "s--"),
-    ):
-        ax1.plot(depth, [100 * t.zeros for t in layers], style, label=label)
-        dead = [100 * len(t.dead) / len(t.channel_zero_counts) for t in layers]
-        ax2.plot(depth, dead, style, label=label)
     names = [t.name.removeprefix("features.").removeprefix("head.") for t in report.trained]
-    for ax in (ax1, ax2):
-        ax.set_xticks(list(depth), names, rotation=60, ha="right", fontsize=7)
-        ax.set_xlabel("ReLU, by depth")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    ax1.set_ylabel("exact zeros (%)")
-    ax1.set_title(f"statement 24 for this run: {report.verdict}", fontsize=9)
-    ax2.set_ylabel("dead channels (%)")
-    ax2.set_title(f"zero on all {report.images:,} images", fontsize=9)
+    ax.set_xticks(list(depth), names, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_xlabel("ReLU, by depth", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    ax.grid(alpha=0.3)
+    return depth
+
+
+def draw_zeros(ax, report: SparsityReport) -> None:
+    """% exact zeros after each ReLU by depth, trained and at initialisation, on a 0-100% axis
+    (a flat 50% looks flat); the title is the verdict in words (`SparsityReport.words`)."""
+    depth = _by_depth(ax, report)
+    for layers, (label, style, colour) in zip((report.trained, report.init), CURVES, strict=True):
+        ax.plot(depth, [100 * t.zeros for t in layers], style, color=colour, label=label)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("exact zeros after ReLU (%)", fontsize=FONT)
+    ax.legend(fontsize=FONT)
+    ax.set_title(textwrap.fill(report.words(), 45), fontsize=FONT)
+
+
+def draw_dead(ax, report: SparsityReport) -> None:
+    """Dead channels per ReLU by depth, as counts on integer ticks, trained and at
+    initialisation; each point above 0 says "k of C" (C = the layer's channels), so one dead
+    channel of 128 reads as one channel."""
+    depth = _by_depth(ax, report)
+    curves = [[len(t.dead) for t in layers] for layers in (report.trained, report.init)]
+    for dead, layers, (label, style, colour) in zip(
+        curves, (report.trained, report.init), CURVES, strict=True
+    ):
+        ax.plot(depth, dead, style, color=colour, label=label)
+        for x, k, t in zip(depth, dead, layers, strict=True):
+            if not k:
+                continue
+            # over the point; where both curves meet, the at-init label one line higher
+            above = 6 + (FONT + 3) * (dead is curves[1] and curves[0][x - 1] == k)
+            ax.annotate(
+                f"{k} of {len(t.channel_zero_counts)}",
+                (x, k),
+                xytext=(0, above),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=FONT,
+                color=colour,
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+            )
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, max(1, *curves[0], *curves[1]) * 1.3)  # room over the highest point's label
+    ax.set_xlim(0.5, len(depth) + 0.5)  # room for the labels of the first and last points
+    ax.set_ylabel("dead channels (count)", fontsize=FONT)
+    ax.legend(fontsize=FONT)
+    total = sum(len(t.channel_zero_counts) for t in report.trained)
+    ax.set_title(
+        f"dead channels: zero on all {report.images:,} images\ntrained {sum(curves[0])} of "
+        f"{total:,}; at initialisation {sum(curves[1])} of {total:,}",
+        fontsize=FONT,
+    )
+
+
+def zeros_figure(report: SparsityReport):
+    """`draw_zeros` alone, 5 x 3.8 inches (for the HTML report)."""
+    fig, ax = figure(figsize=(5, 3.8))
+    draw_zeros(ax, report)
+    fig.tight_layout()
+    return fig
+
+
+def dead_figure(report: SparsityReport):
+    """`draw_dead` alone, 5 x 3.8 inches (for the HTML report)."""
+    fig, ax = figure(figsize=(5, 3.8))
+    draw_dead(ax, report)
+    fig.tight_layout()
+    return fig
+
+
+def sparsity_figure(report: SparsityReport, title: str = ""):
+    """Both panels side by side, zeros and dead channels (`ninlab sparsity`'s PNG)."""
+    fig, (ax1, ax2) = figure(1, 2, figsize=(10, 4.4))
+    draw_zeros(ax1, report)
+    draw_dead(ax2, report)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=FONT + 1)
     fig.tight_layout()
     return fig
 
