@@ -372,6 +372,20 @@ def test_features_and_cam_cli(run_dir, capsys, tmp_path):
     assert rc == 0, err
     assert (run_dir / "cam-3.png").is_file()
     assert "map of Sneaker" in out and "mean = logit: yes" in out and "box in input pixels" in out
+    assert "test-time flip" not in out  # this run has none: one forward, as eval computes it
+
+
+def test_cam_of_a_flip_run_gives_the_probability_eval_gives_too(run_dir, capsys, tmp_path):
+    tta = tmp_path / "tta"
+    make_run_dir(tta, "nin_fast", data_dir=str(run_dir.parent / "data"), tta_flip=True)
+    rc, out, err = ninlab(capsys, "cam", tta, "--index", 3, "--out", tmp_path)
+    assert rc == 0, err
+    run = load_run(tta)
+    image = run.dataset().test_item(3)[0]
+    cam = class_activation_map(run.model, run.preprocess(image))  # one plain forward
+    both = run.probabilities(image)[0, cam.class_index].item()  # image and mirror averaged
+    assert f"probability {100 * cam.prob:.2f}%" in out
+    assert f"as eval, predict and report give it: {100 * both:.2f}%)" in out
 
 
 @pytest.mark.parametrize(

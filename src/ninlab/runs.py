@@ -94,6 +94,7 @@ WEIGHTS = {"best": "best.safetensors", "final": "final.safetensors"}
 WRITTEN = (CONFIG, METRICS_CSV, METRICS_JSONL, CURVES, CHECKPOINT, FILES, FACTS,
            *WEIGHTS.values())  # fmt: skip
 BEST = "the epoch of highest test accuracy (the earlier one on a tie)"  # what best.safetensors is
+FACT_COUNTS = ("threads", "processes", "first_epoch", "last_epoch")  # facts.json's numbers
 METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time",
            "eval_time", "elapsed", "images_per_s")  # fmt: skip
 
@@ -241,11 +242,14 @@ def read_facts(run_dir: str | Path) -> list[dict]:
             f"{path} is not valid JSON ({str(e)[:100]}); the run is damaged."
         ) from None
     sessions = d.get("sessions") if isinstance(d, dict) else None
-    plain = (str, int, type(None))  # what session_facts records: text, counts, nothing
+
+    def plain(k, v) -> bool:  # counts are whole numbers, the rest text (or null)
+        return type(v) is int if k in FACT_COUNTS else type(v) in (str, type(None))
+
     if not isinstance(sessions, list) or not all(
-        isinstance(x, dict) and all(type(v) in plain for v in x.values()) for x in sessions
+        isinstance(x, dict) and all(plain(k, v) for k, v in x.items()) for x in sessions
     ):
-        raise NinlabError(f"{path} holds no list of sessions of text and numbers; it is damaged.")
+        raise NinlabError(f"{path} holds no list of sessions of text and counts; it is damaged.")
     return sessions
 
 

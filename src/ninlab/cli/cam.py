@@ -4,7 +4,9 @@ NiN models: the last block's class map itself (no gradients); the command says w
 equals the logit (exact when no ReLU follows the class conv, as in nin_fast; the classic NiN has
 one there, which it says). vgg_gap (GAP + Linear head): the standard CAM. Other FC heads:
 Grad-CAM on the last conv stage. The box is the receptive field (size, jump, start) of the
-strongest map unit, in input pixels. Writes cam-N.png (test image N) or cam-NAME.png.
+strongest map unit, in input pixels. Writes cam-N.png (test image N) or cam-NAME.png. The map
+and its probability come from one plain forward; for a run with test-time flip, the probability
+that eval, predict and report give (image and mirror averaged) is printed too.
 --native runs a model with a pooling head on the image at its own size (normalised as in
 training, not resized), so a large scene keeps its detail and the map has more cells.
 
@@ -54,5 +56,9 @@ def run(args) -> int:
     print(f"{picked.name}{truth}: {run.config.model} ({run.weights.name})")
     for line in cam.lines(classes):
         print(f"  {line}")
+    if run.config.tta_flip and not args.native:  # eval, predict and report average with a mirror
+        both = run.probabilities(picked.image)[0, cam.class_index].item()
+        print(f"  (one plain forward; with this run's test-time flip, as eval, predict and report "
+              f"give it: {100 * both:.2f}%)")  # fmt: skip
     print(f"wrote {out}")
     return 0

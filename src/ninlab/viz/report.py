@@ -1,27 +1,16 @@
-"""One self-contained HTML page about a run that explains itself: what ran where, how it trained,
-what it gets right and wrong and why, and what it looks at.
+"""One HTML page about a run that explains itself: what ran where, how it trained, what it gets
+right and wrong and why, and what it looks at.
 
 Sections (SECTIONS): the run's facts as training recorded them (`ninlab.runs.read_facts`), the
 curves, precision / recall / F1 per class, the confusion counts and row shares with the most
 confident mistakes of the most confused pairs, class activation maps of examples chosen by a
 stated rule, sparsity by depth with its verdict in words, the model summary, the config, and the
 claims the page links to. Every number comes from the run's files or from evaluating it now.
-
-Every image is a PNG inside the file (a base64 data URI); nothing loads from the network. The
-page reads at a phone's 420 px as at 1400 px: a viewport tag, tables and wide text in boxes that
-scroll sideways, and figures that never shrink below the width at which their smallest text is
-MIN_TEXT_PX high (each <img> carries that text's height in the PNG, `data-text-px`).
-
-A tiny inline script checks, on load, that every image decoded, that no script error happened,
-that the page does not overflow sideways and how small its text is drawn, and writes the result
-into the hidden #report-status element, which the browser test reads.
+The page itself (self-contained, readable at 420 px, checked on load) is `ninlab.viz.page`.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import statistics
 import time
@@ -29,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from ninlab.analysis import summary
 from ninlab.analysis.sparsity import STATEMENT
 from ninlab.data import Dataset
 from ninlab.errors import NinlabError
 from ninlab.files import write_text
-from ninlab.plotting import png_bytes, smallest_text_px
 from ninlab.runs import BEST, CURVES, Evaluation, Run, evaluate_run
 from ninlab.train import PANELS, curve_figure, precision_recall_f1, smoothed_loss_floor
 from ninlab.train.metrics import row_shares
@@ -52,6 +39,7 @@ from ninlab.viz.cam import (
     peak_on_background,
 )
 from ninlab.viz.images import display_image
+from ninlab.viz.page import esc, image, matrix, page, picture, table, thumbnail
 from ninlab.viz.sparsity import SparsityReport, dead_figure, run_sparsity, zeros_figure
 
 SECTIONS = {
@@ -65,78 +53,8 @@ SECTIONS = {
     "config": "Config",
     "claims": "Claims",
 }
-MIN_TEXT_PX = 9  # the smallest text the page may draw, in CSS pixels at 100% zoom
 PAIRS = 3  # most confused pairs shown with their most confident mistakes
 PER_PAIR = 4  # mistakes shown per pair
-THUMB = 84  # side of a mistake's thumbnail, px
-
-STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px;
-       padding: 0 12px; color: #222; }
-h1 { font-size: 1.45em; overflow-wrap: anywhere; } h2 { border-bottom: 1px solid #ccc;
-  margin-top: 2em; } code { overflow-wrap: anywhere; }
-.scroll { overflow-x: auto; max-width: 100%; }
-table { border-collapse: collapse; font-size: 14px; }
-td, th { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-th.key { font-weight: 600; white-space: nowrap; }
-table.matrix td { text-align: right; min-width: 2.6em; }
-table.matrix th { font-size: 12px; font-weight: 600; }
-td.diag { background: #e4e4e4; font-weight: 600; }
-pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
-img { max-width: 100%; height: auto; } .panels { display: flex; flex-wrap: wrap; gap: 12px; }
-figure { margin: 0; } figcaption { font-size: 13px; max-width: 520px; }
-.thumbs figure { width: 190px; } .thumbs figcaption { font-size: 12px; }
-.wrong figcaption b { color: #b00; } nav a { margin-right: 1em; white-space: nowrap; }
-.legend { display: inline-block; width: 160px; height: 12px; vertical-align: middle;
-  background: linear-gradient(to right, #fff, #b00); border: 1px solid #ccc; }
-.verdict { font-weight: 600; }
-"""
-
-# Runs before anything else: records script errors and console.error; on load checks the images,
-# sideways overflow and the smallest text drawn (HTML text, and figures' text as scaled).
-CHECK_SCRIPT = """
-(function () {
-  var errors = [];
-  window.addEventListener("error", function (e) { errors.push(String(e.message || e)); });
-  var consoleError = console.error;
-  console.error = function () {
-    errors.push(Array.prototype.join.call(arguments, " "));
-    consoleError.apply(console, arguments);
-  };
-  window.addEventListener("load", function () {
-    var images = Array.prototype.slice.call(document.images);
-    var broken = images.filter(function (i) { return !(i.complete && i.naturalWidth > 0); });
-    var figureText = Infinity;
-    images.forEach(function (i) {
-      var px = parseFloat(i.getAttribute("data-text-px"));
-      if (px > 0 && i.naturalWidth > 0) {
-        figureText = Math.min(figureText, px * i.getBoundingClientRect().width / i.naturalWidth);
-      }
-    });
-    var htmlText = Infinity;
-    Array.prototype.forEach.call(document.body.querySelectorAll("*"), function (el) {
-      var own = Array.prototype.some.call(el.childNodes, function (n) {
-        return n.nodeType === 3 && n.textContent.trim();
-      });
-      if (own && el.offsetParent !== null) {
-        htmlText = Math.min(htmlText, parseFloat(getComputedStyle(el).fontSize));
-      }
-    });
-    var root = document.documentElement;
-    var s = document.getElementById("report-status");
-    s.setAttribute("data-images", String(images.length));
-    s.setAttribute("data-broken", String(broken.length));
-    s.setAttribute("data-errors", String(errors.length));
-    s.setAttribute("data-viewport", String(root.clientWidth));
-    s.setAttribute("data-overflow", String(Math.max(0, root.scrollWidth - root.clientWidth)));
-    s.setAttribute("data-figure-text", figureText.toFixed(1));
-    s.setAttribute("data-html-text", htmlText.toFixed(1));
-    s.textContent = errors.join("\\n");
-    s.setAttribute("data-loaded", "yes");
-  });
-})();
-"""
 
 
 @dataclass
@@ -150,45 +68,6 @@ class Report:
 
     def write(self, path: str | Path) -> Path:
         return write_text(path, self.html)
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _esc(value) -> str:
-    return html.escape(str(value))
-
-
-def _img(png: bytes, alt: str, text_px: float | None = None) -> str:
-    """An image at most its natural width; one with text never narrower than the width at which
-    that text is MIN_TEXT_PX high (a narrow screen scrolls its box sideways instead)."""
-    with Image.open(io.BytesIO(png)) as im:
-        width = im.width
-    attrs = f'width="{width}"'
-    if text_px:
-        least = min(width, int(width * MIN_TEXT_PX / text_px + 1))
-        attrs += f' data-text-px="{text_px:.1f}" style="min-width: {least}px"'
-    return f'<img src="{data_uri(png)}" alt="{_esc(alt)}" {attrs}>'
-
-
-def _fig(fig, alt: str) -> str:
-    """A matplotlib figure as a scrollable image."""
-    return f'<div class="scroll">{_img(png_bytes(fig), alt, smallest_text_px(fig))}</div>'
-
-
-def _table(rows: list[tuple], header: tuple, numeric=frozenset(), keys: bool = False) -> str:
-    """A table in a box that scrolls sideways; keys: the first column names each row."""
-
-    def cell(k, v, tag="td"):
-        if keys and k == 0 and tag == "td":
-            return f'<th class="key">{_esc(v)}</th>'
-        cls = ' class="num"' if k in numeric and tag == "td" else ""
-        return f"<{tag}{cls}>{_esc(v)}</{tag}>"
-
-    head = "".join(cell(k, h, "th") for k, h in enumerate(header))
-    body = "".join("<tr>" + "".join(cell(k, v) for k, v in enumerate(r)) + "</tr>" for r in rows)
-    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
 
 
 def _pct(x: float, digits: int = 2) -> str:
@@ -234,7 +113,8 @@ def _facts(run: Run, data: Dataset, ev: Evaluation, best: dict | None) -> str:
             )
     for k, s in enumerate(sessions):
         tag = f" (session {k + 1})" if len(sessions) > 1 else ""
-        procs = f", {s['processes']} processes" if (s.get("processes") or 1) > 1 else ""
+        procs = s.get("processes") or 1
+        procs = f" per process, {procs} processes" if procs > 1 else ""
         rows.append(
             (
                 f"device{tag}",
@@ -289,7 +169,7 @@ def _facts(run: Run, data: Dataset, ev: Evaluation, best: dict | None) -> str:
             )
         )
     rows.append(("weights shown", f"{run.weights.name}"))
-    return _table(rows, ("", ""), keys=True)
+    return table(rows, ("", ""), keys=True)
 
 
 def _tta(on: bool) -> str:
@@ -312,22 +192,26 @@ def _tta(on: bool) -> str:
 def _curves(run: Run, history: list[dict]) -> str:
     if not history:
         if (run.path / CURVES).is_file():
-            return _img((run.path / CURVES).read_bytes(), "training curves")
+            return image((run.path / CURVES).read_bytes(), "training curves")
         return "<p>No curves: the run has not finished an epoch.</p>"
     cfg = run.config
     floor = smoothed_loss_floor(cfg.label_smoothing, len(cfg.classes))
+    above = history[-1].get("train_loss", 0) > history[-1].get("test_loss", 0)
     why = [
         "The train loss is the mean over each epoch's batches while the weights still change",
-        f" ({cfg.augmentation()})" if cfg.augmentation() else "",
+        f", on augmented images ({cfg.augmentation()})" if cfg.augmentation() else "",
         f"; with label smoothing {cfg.label_smoothing:g} it cannot go below {floor:.2f}, "
         "while the test loss (plain cross-entropy of the epoch's last weights) can"
         if floor
         else "",
-        ". So the train loss sitting above the test loss is not a sign of under-fitting by "
-        "itself; the accuracies compare like with like more closely.",
+        ". So the train loss sitting above the test loss, as here, is not a sign of "
+        "under-fitting by itself; the accuracies compare like with like more closely"
+        if above
+        else "",
+        ".",
     ]
-    figs = "".join(_fig(curve_figure(p, history, cfg), f"{p} by epoch") for p in PANELS)
-    return f'<p>{_esc("".join(why))}</p><div class="panels">{figs}</div>'
+    figs = "".join(picture(curve_figure(p, history, cfg), f"{p} by epoch") for p in PANELS)
+    return f'<p>{esc("".join(why))}</p><div class="panels">{figs}</div>'
 
 
 # ---- per class and confusion ----
@@ -354,37 +238,14 @@ def _classes(ev: Evaluation) -> str:
         f"<p>Test accuracy {_pct(ev.accuracy)} ({ev.correct:,} of {len(ev.labels):,} images), "
         f"test loss {ev.loss:.4f}. Recall: of a class's images, the share predicted as it (its "
         "accuracy). Precision: of the images predicted as a class, the share that are it. "
-        f"F1: their harmonic mean. Weakest: <b>{_esc(classes[worst])}</b> "
+        f"F1: their harmonic mean. Weakest: <b>{esc(classes[worst])}</b> "
         f"(F1 {f1[worst]:.3f}).</p>"
-        + _table(
+        + table(
             rows,
             ("class", "images", "right", "predicted as", "recall", "precision", "F1"),
             {1, 2, 3, 4, 5, 6},
         )
     )
-
-
-def _matrix(classes: list[str], text, tint) -> str:
-    """An HTML confusion table: text(i, j) in each cell, tinted tint(i, j) in [0, 1] (None: the
-    diagonal, grey)."""
-    head = "<th>true \u2193 / predicted \u2192</th>" + "".join(
-        f"<th>{_esc(c)}</th>" for c in classes
-    )
-    rows = []
-    for i, name in enumerate(classes):
-        cells = []
-        for j in range(len(classes)):
-            t = tint(i, j)
-            if t is None:
-                cells.append(f'<td class="diag">{text(i, j)}</td>')
-            else:
-                a = f"{0.85 * t:.2f}"
-                fg = "#fff" if t > 0.55 else "#222"
-                cells.append(
-                    f'<td style="background: rgba(187,0,0,{a}); color: {fg}">{text(i, j)}</td>'
-                )
-        rows.append(f"<tr><th>{_esc(name)}</th>{''.join(cells)}</tr>")
-    return f'<div class="scroll"><table class="matrix"><tr>{head}</tr>{"".join(rows)}</table></div>'
 
 
 def _confusion(ev: Evaluation, images: torch.Tensor, probs: torch.Tensor) -> str:
@@ -398,7 +259,7 @@ def _confusion(ev: Evaluation, images: torch.Tensor, probs: torch.Tensor) -> str
         parts.append(
             "<p>Counts: rows are the true class, columns the prediction; the diagonal (grey) is "
             "right. A mistake's colour is its share of the true class's images.</p>"
-            + _matrix(
+            + matrix(
                 classes,
                 text=lambda i, j: f"{int(counts[i, j]):,}",
                 tint=lambda i, j: None if i == j else float(off[i, j]) / top,
@@ -406,7 +267,7 @@ def _confusion(ev: Evaluation, images: torch.Tensor, probs: torch.Tensor) -> str
             + "<p>The same, row-normalised with the diagonal left out: each mistake as a share "
             f'of its true class\'s images. Colour: <span class="legend"></span> 0 to '
             f"{_pct(top, 1)}.</p>"
-            + _matrix(
+            + matrix(
                 classes,
                 text=lambda i, j: (
                     "" if i == j or not counts[i, j] else f"{100 * float(shares[i, j]):.1f}"
@@ -415,7 +276,7 @@ def _confusion(ev: Evaluation, images: torch.Tensor, probs: torch.Tensor) -> str
             )
         )
     else:
-        parts.append(_fig(ev.confusion_figure(), "confusion matrix"))
+        parts.append(picture(ev.confusion_figure(), "confusion matrix"))
     pairs = [divmod(int(k), n) for k in off.flatten().argsort(descending=True)[:PAIRS]]
     pairs = [(i, j) for i, j in pairs if counts[i, j] > 0]
     if not pairs:
@@ -433,26 +294,16 @@ def _confusion(ev: Evaluation, images: torch.Tensor, probs: torch.Tensor) -> str
         for k in which:
             p, c = probs[k].topk(min(3, n))
             top3 = "<br>".join(
-                f"{_esc(classes[int(cc)])} {_pct(pp, 1)}" for pp, cc in zip(p, c, strict=True)
+                f"{esc(classes[int(cc)])} {_pct(pp, 1)}" for pp, cc in zip(p, c, strict=True)
             )
-            thumb = _thumbnail(display_image(images[k], size))
+            thumb = thumbnail(display_image(images[k], size))
             items.append(f"<figure>{thumb}<figcaption>#{k}<br>{top3}</figcaption></figure>")
         parts.append(
-            f"<p><b>{_esc(classes[i])} \u2192 {_esc(classes[j])}</b>: {int(counts[i, j]):,} of "
-            f"{int(counts[i].sum()):,} {_esc(classes[i])} images "
+            f"<p><b>{esc(classes[i])} \u2192 {esc(classes[j])}</b>: {int(counts[i, j]):,} of "
+            f"{int(counts[i].sum()):,} {esc(classes[i])} images "
             f'({_pct(shares[i, j], 1)})</p><div class="panels thumbs wrong">{"".join(items)}</div>'
         )
     return "".join(parts)
-
-
-def _thumbnail(display) -> str:
-    """The image as the model sees it (size and channels), enlarged to THUMB px without
-    smoothing."""
-    pixels = (torch.as_tensor(display) * 255).round().to(torch.uint8).numpy()
-    im = Image.fromarray(pixels).resize((THUMB, THUMB), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return _img(buf.getvalue(), "test image")
 
 
 # ---- class activation maps ----
@@ -471,7 +322,7 @@ def _cams(run: Run, images, ev: Evaluation, gallery: int, probs: torch.Tensor) -
         "Grad-CAM": "weighs channels by gradients (its mean is not the logit)",
     }[method]
     intro = (
-        f"<p>{_esc(method)} of <code>{_esc(layer)}</code>: the evidence for a class at each "
+        f"<p>{esc(method)} of <code>{esc(layer)}</code>: the evidence for a class at each "
         f"position, drawn over the input (colour bar: map units; the map {mean}). "
         "<b>Examples are chosen by rule</b>: the most confident right predictions, and the most "
         "confident wrong ones, by the predicted class's probability. For a mistake, the true "
@@ -531,14 +382,14 @@ def _cam_gallery(run: Run, images, ev: Evaluation, which: list[int], probs, draw
             )
         if peak_on_background(display, cam):
             notes.append("the map peaks on the background, not on the item")
-        verdict = f"<b>predicted {_esc(pred)}</b>" if wrong else f"predicted {_esc(pred)}"
+        verdict = f"<b>predicted {esc(pred)}</b>" if wrong else f"predicted {esc(pred)}"
         cap = (
-            f"#{i}: true {_esc(label)}, {verdict}, {_pct(probs[i, ev.preds[i]], 1)}"
+            f"#{i}: true {esc(label)}, {verdict}, {_pct(probs[i, ev.preds[i]], 1)}"
             + (f"; true class {_pct(probs[i, ev.labels[i]], 1)}" if wrong else "")
-            + "".join(f"; {_esc(n)}" for n in notes)
+            + "".join(f"; {esc(n)}" for n in notes)
         )
         alt = f"test image {i}: input and class maps"
-        items.append(f"<figure>{_fig(fig, alt)}<figcaption>{cap}</figcaption></figure>")
+        items.append(f"<figure>{picture(fig, alt)}<figcaption>{cap}</figcaption></figure>")
     cls = "panels wrong" if any(ev.preds[i] != ev.labels[i] for i in which) else "panels"
     return f'<div class="{cls}">{"".join(items)}</div>'
 
@@ -549,14 +400,14 @@ def _cam_gallery(run: Run, images, ev: Evaluation, which: list[int], probs, draw
 def _sparsity(sp: SparsityReport) -> str:
     words = sp.words()
     return (
-        f'<p><span class="verdict">{_esc(words[:1].upper() + words[1:])}</span> '
-        f'(<a href="#claim-24">claim 24</a>: {_esc(sp.verdict)}; at initialisation: '
-        f"{_esc(sp.verdict_init)}). {_esc(sp.dead_words())}. Counted over "
+        f'<p><span class="verdict">{esc(words[:1].upper() + words[1:])}</span> '
+        f'(<a href="#claim-24">claim 24</a>: {esc(sp.verdict)}; at initialisation: '
+        f"{esc(sp.verdict_init)}). {esc(sp.dead_words())}. Counted over "
         f"{sp.images:,} test images: the share of exact zeros after each ReLU, and the "
         "channels that are zero on every image (dead).</p>"
-        f'<div class="panels">{_fig(zeros_figure(sp), "exact zeros by depth")}'
-        f"{_fig(dead_figure(sp), 'dead channels by depth')}</div>"
-        f"<pre>{_esc(sp.table())}</pre>"
+        f'<div class="panels">{picture(zeros_figure(sp), "exact zeros by depth")}'
+        f"{picture(dead_figure(sp), 'dead channels by depth')}</div>"
+        f"<pre>{esc(sp.table())}</pre>"
     )
 
 
@@ -568,14 +419,14 @@ def _config(run: Run) -> str:
     return (
         "<p>As resolved when training began (<code>config.json</code>); "
         "<code>device</code> and <code>threads</code> say what was asked for, the run facts "
-        "above what was used.</p>" + _table(rows, ("field", "value"), keys=True)
+        "above what was used.</p>" + table(rows, ("field", "value"), keys=True)
     )
 
 
 def _claims() -> str:
     return (
         '<p id="claim-24"><b>Claim 24</b> of the ledger (<code>ninlab claims</code>, which checks '
-        f"25 statements about 1x1 convolutions and NiN): &ldquo;{_esc(STATEMENT)}&rdquo;. It holds "
+        f"25 statements about 1x1 convolutions and NiN): &ldquo;{esc(STATEMENT)}&rdquo;. It holds "
         "when the share of zeros never falls from one ReLU to the next; it differs when only the "
         "last layer has more than the first; otherwise it does not hold. "
         "<code>ninlab claims --run RUN_DIR</code> checks it with the others.</p>"
@@ -604,29 +455,16 @@ def build_report(
         "confusion": _confusion(ev, images, probs),
         "cams": _cams(run, images, ev, gallery, probs),
         "sparsity": _sparsity(sp),
-        "summary": f"<pre>{_esc(summary(run.model, run.input_shape).table())}</pre>",
+        "summary": f"<pre>{esc(summary(run.model, run.input_shape).table())}</pre>",
         "config": _config(run),
         "claims": _claims(),
     }
     title = f"{run.config.model} on {data.name}: {_pct(ev.accuracy)}"
-    nav = "".join(f'<a href="#{k}">{v}</a> ' for k, v in SECTIONS.items())
-    body = "".join(
-        f'<section id="{k}"><h2>{v}</h2>{parts[k]}</section>' for k, v in SECTIONS.items()
+    lead = (
+        f"Run <code>{esc(run.path)}</code>, weights <code>{esc(run.weights.name)}</code>, "
+        f"{len(ev.labels):,} test images. Written by ninlab {__version__} on "
+        f"{time.strftime('%Y-%m-%d %H:%M')}."
     )
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ninlab report: {_esc(run.path)}</title>
-<style>{STYLE}</style>
-<script>{CHECK_SCRIPT}</script>
-</head><body>
-<div id="report-status" hidden></div>
-<h1>{_esc(title)}</h1>
-<p>Run <code>{_esc(run.path)}</code>, weights <code>{_esc(run.weights.name)}</code>,
-{len(ev.labels):,} test images.
-Written by ninlab {__version__} on {time.strftime("%Y-%m-%d %H:%M")}.</p>
-<nav>{nav}</nav>
-{body}
-</body></html>
-"""
-    return Report(page, ev.accuracy, len(ev.labels), sp)
+    sections = {k: (v, parts[k]) for k, v in SECTIONS.items()}
+    html = page(f"ninlab report: {run.path}", title, lead, sections)
+    return Report(html, ev.accuracy, len(ev.labels), sp)
