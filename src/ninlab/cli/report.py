@@ -1,8 +1,11 @@
 """One self-contained HTML report of a run, to open in any browser or send as one file.
 
-Sections: config, training curves, per-class accuracy, confusion matrix, model summary, sparsity
-by depth (trained and at initialisation) and class activation maps of right and wrong test
-predictions. Images are embedded (base64); the page loads nothing from the network.
+Sections: the run's facts (when, where, versions, command, wall time, images/s, test-time flip,
+how the best epoch is chosen), the curves (loss, accuracy, learning rate, images/s), precision,
+recall and F1 per class, the confusion counts and shares with the most confident mistakes of the
+most confused pairs, class activation maps of the most confident right and wrong predictions,
+sparsity by depth in words, the model summary and the config. Images are embedded (base64); the
+page loads nothing from the network and reads on a phone as on a desktop.
 Writes RUN_DIR/report.html unless --out says otherwise.
 
 Examples:
@@ -12,6 +15,8 @@ Examples:
 """
 
 from __future__ import annotations
+
+import textwrap
 
 from ninlab.cli.options import add_limit, add_out, add_run_inputs, at_least
 from ninlab.files import writable_file
@@ -39,8 +44,9 @@ def run(args) -> int:
     out = report.write(out)
     print(
         f"{run.config.model} ({run.weights.name}) on {report.images:,} {data.name} test "
-        f"images: accuracy {100 * report.accuracy:.2f}%; sparser with depth: "
-        f"{report.sparsity.verdict}"
+        f"images: accuracy {100 * report.accuracy:.2f}%"
     )
+    sparsity = f"sparsity: {report.sparsity.words()} (claim 24: {report.sparsity.verdict})"
+    print(textwrap.fill(sparsity, 100, subsequent_indent="  "))
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
     return 0
