@@ -38,7 +38,7 @@ from ninlab.viz import (
     sparser_with_depth,
     stage_outputs,
 )
-from ninlab.viz.cam import box_share, cam_panels, peak_on_background
+from ninlab.viz.cam import box_share, cam_panels, peak_on_background, smallest_box_share
 from ninlab.viz.features import class_map_stage, features_figure, strongest_classes
 from ninlab.viz.report import SECTIONS, build_report
 from ninlab.viz.sparsity import (
@@ -342,6 +342,8 @@ def test_box_lands_on_a_bright_square(tmp_path):
     # the box: 4 x 4 of 16 x 16 pixels; the peak's cell, rows 5.5-7.5 and columns 9.5-11.5
     # around the centre, holds the square, not the background (0, the border's value)
     assert box_share(cam) == 16 / 256 and not peak_on_background(x[0, 0].numpy(), cam)
+    # the smallest box: a corner unit's, rows -1..2 clipped to 0..2, the same for columns
+    assert smallest_box_share(cam) == 9 / 256
     moved = torch.zeros(16, 16)
     moved[12:15, 1:4] = 1.0  # the same square elsewhere: the peak's cell is now background
     assert peak_on_background(moved.numpy(), cam)

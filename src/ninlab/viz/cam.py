@@ -311,6 +311,20 @@ def box_share(cam: CAM) -> float:
     return (bottom - top) * (right - left) / (h * w)
 
 
+def smallest_box_share(cam: CAM) -> float:
+    """The least share of the image any unit's (clipped) box of this map covers: above
+    BOX_MOST, no box of this model at this input size is ever drawn."""
+    h, w = cam.input_size
+    shares = []
+    for i in range(cam.map.shape[0]):
+        for j in range(cam.map.shape[1]):
+            top, left, bottom, right = cam.field.box(i, j)
+            rows = min(bottom, h) - max(top, 0)
+            cols = min(right, w) - max(left, 0)
+            shares.append(max(rows, 0) * max(cols, 0) / (h * w))
+    return min(shares)
+
+
 def peak_on_background(display, cam: CAM, tol: float = 0.05) -> bool:
     """Whether the map's maximum lies on background: every input pixel within half a jump of the
     strongest unit's field centre is within `tol` of the image border's median value."""

@@ -37,6 +37,7 @@ from ninlab.viz.cam import (
     cam_panels,
     class_activation_maps,
     peak_on_background,
+    smallest_box_share,
 )
 from ninlab.viz.images import display_image
 from ninlab.viz.page import esc, image, matrix, page, picture, table, thumbnail
@@ -321,22 +322,43 @@ def _cams(run: Run, images, ev: Evaluation, gallery: int, probs: torch.Tensor) -
         "CAM": "averages to the model's logit for the class (bias included)",
         "Grad-CAM": "weighs channels by gradients (its mean is not the logit)",
     }[method]
+    sample = class_activation_maps(run.model, run.preprocess(images[:1]))[0]
+    never = smallest_box_share(sample) > BOX_MOST  # no box of this model is ever drawn
+    h, w = sample.input_size
+    fh, fw = sample.field.size
+    if never:
+        box = (
+            f"No box is drawn for this model: the strongest unit's receptive field ({fh}x{fw} px, "
+            f"every {sample.field.jump[0]} px) covers more than {100 * BOX_MOST:.0f}% of the "
+            f"{h}x{w} image wherever it lies, so it says nothing about where; the colours do."
+        )
+    else:
+        box = (
+            "The white box is the input the strongest unit of the map sees (its receptive "
+            "field, clipped to the image) and + its centre; the box is left out where it would "
+            f"cover more than {100 * BOX_MOST:.0f}% of the image, as it then says nothing about "
+            "where."
+        )
+    ok = ev.preds == ev.labels
+    typical = f"{100 * conf[ok].median().item():.1f}%" if ok.any() else "none"
+    eps = run.config.label_smoothing
+    target = 1 - eps + eps / len(run.classes)
+    smoothing = f"; label smoothing {eps:g} trains towards {100 * target:.1f}%" if eps else ""
     intro = (
-        f"<p>{esc(method)} of <code>{esc(layer)}</code>: the evidence for a class at each "
+        f"<p>{esc(method[:1].upper() + method[1:])} of <code>{esc(layer)}</code>: the evidence "
+        "for a class at each "
         f"position, drawn over the input (colour bar: map units; the map {mean}). "
         "<b>Examples are chosen by rule</b>: the most confident right predictions, and the most "
-        "confident wrong ones, by the predicted class's probability. For a mistake, the true "
-        "class's map stands beside the predicted one, on the same colour scale. The white box is "
-        "the input the strongest unit of the map sees (its receptive field, clipped to the "
-        "image) and + its centre; the box is left out where it would cover more than "
-        f"{100 * BOX_MOST:.0f}% of the image, as it then says nothing about where.</p>"
+        "confident wrong ones, by the predicted class's probability (right predictions have a "
+        f"median probability of {typical}{smoothing}). For a mistake, the true class's map stands "
+        f"beside the predicted one, on the same colour scale. {box}</p>"
     )
     drawn: list[CAM] = []
     galleries = (
         f"<h3>Most confident right ({len(right)})</h3>"
-        + _cam_gallery(run, images, ev, right, probs, drawn)
+        + _cam_gallery(run, images, ev, right, probs, drawn, never)
         + f"<h3>Most confident wrong ({len(wrong)})</h3>"
-        + _cam_gallery(run, images, ev, wrong, probs, drawn)
+        + _cam_gallery(run, images, ev, wrong, probs, drawn, never)
     )
     return intro + _exactness(drawn) + galleries
 
@@ -359,8 +381,9 @@ def _exactness(cams: list[CAM]) -> str:
     )
 
 
-def _cam_gallery(run: Run, images, ev: Evaluation, which: list[int], probs, drawn) -> str:
-    """The pictures of `which`; the maps drawn are appended to `drawn`."""
+def _cam_gallery(run: Run, images, ev: Evaluation, which, probs, drawn, never: bool) -> str:
+    """The pictures of `which`; the maps drawn are appended to `drawn`. never: no box is ever
+    drawn (said once above the galleries, not under each picture)."""
     if not which:
         return "<p>None among these test images.</p>"
     classes = run.classes
@@ -375,11 +398,10 @@ def _cam_gallery(run: Run, images, ev: Evaluation, which: list[int], probs, draw
         fig = cam_panels(display, cam, classes, true_cam if wrong else None)
         label, pred = classes[int(ev.labels[i])], classes[int(ev.preds[i])]
         notes = []
-        if not boxes_shown([cam, true_cam] if wrong else [cam]):
+        if not never and not boxes_shown([cam, true_cam] if wrong else [cam]):
             top, left, bottom, right = max((cam, true_cam), key=box_share).box
-            notes.append(
-                f"no box: a strongest unit sees {bottom - top}x{right - left} px, most of the image"
-            )
+            h, w = cam.input_size
+            notes.append(f"box left out ({bottom - top}x{right - left} px of {h}x{w})")
         if peak_on_background(display, cam):
             notes.append("the map peaks on the background, not on the item")
         verdict = f"<b>predicted {esc(pred)}</b>" if wrong else f"predicted {esc(pred)}"
@@ -398,11 +420,11 @@ def _cam_gallery(run: Run, images, ev: Evaluation, which: list[int], probs, draw
 
 
 def _sparsity(sp: SparsityReport) -> str:
-    words = sp.words()
+    words, dead = sp.words(), sp.dead_words()
     return (
         f'<p><span class="verdict">{esc(words[:1].upper() + words[1:])}</span> '
         f'(<a href="#claim-24">claim 24</a>: {esc(sp.verdict)}; at initialisation: '
-        f"{esc(sp.verdict_init)}). {esc(sp.dead_words())}. Counted over "
+        f"{esc(sp.verdict_init)}). {esc(dead[:1].upper() + dead[1:])}. Counted over "
         f"{sp.images:,} test images: the share of exact zeros after each ReLU, and the "
         "channels that are zero on every image (dead).</p>"
         f'<div class="panels">{picture(zeros_figure(sp), "exact zeros by depth")}'
