@@ -101,6 +101,30 @@ def test_smoothed_loss_floor_by_hand():
     assert T.smoothed_loss_floor(1.0, 4) == pytest.approx(math.log(4))
 
 
+def test_curve_legends_come_from_the_config():
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "test_loss": 0.9 / e, "train_acc": 0.5,
+             "test_acc": 0.4 + e / 100, "lr": 0.1, "images_per_s": 100.0 * e}
+            for e in (1, 2)]  # fmt: skip
+
+    def legend(cfg):
+        ax = T.curves_figure(rows, cfg).axes[0]  # the loss panel
+        return [t.get_text().replace("\n", " ") for t in ax.get_legend().get_texts()]
+
+    long = T.resolve("long", classes=["a", "b", "c", "d"])
+    assert legend(long)[0] == (
+        "train loss (shifts of up to 2 px, mirror flips, 8 px cut-outs; label smoothing 0.1)"
+    )
+    # 4 classes, smoothing 0.1: 0.925 for the label, 0.025 for each other
+    floor = -(0.925 * math.log(0.925) + 3 * 0.025 * math.log(0.025))
+    assert legend(long)[2] == f"least smoothed loss ({floor:.2f})"
+    seed = T.resolve("seed", classes=["a", "b"])
+    assert legend(seed) == ["train loss (no augmentation; no smoothing)", "test loss (plain "
+                            "cross-entropy)"]  # fmt: skip
+    panels = [T.curve_figure(p, rows, seed) for p in T.PANELS]
+    assert [f.axes[0].get_ylabel() for f in panels] == [
+        "cross-entropy", "accuracy (%)", "learning rate", "training images / s"]  # fmt: skip
+
+
 def test_command_line_as_a_shell_takes_it():
     assert command_line(["/usr/bin/ninlab", "train", "--out", "a b"]) == "ninlab train --out 'a b'"
     assert command_line(["/x/ninlab/__main__.py", "eval", "r"]) == "python -m ninlab eval r"

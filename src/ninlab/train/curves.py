@@ -15,6 +15,7 @@ import statistics
 import textwrap
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ninlab.plotting import figure
 from ninlab.train.config import TrainConfig
@@ -55,6 +56,7 @@ def _title(ax, text: str, width: int = 52) -> None:
 def _missing(ax, what: str) -> None:
     ax.text(0.5, 0.5, f"{what}: not recorded by this run", ha="center", va="center",
             transform=ax.transAxes, fontsize=10)  # fmt: skip
+    ax.axis("off")
 
 
 def draw_loss(ax, history: list[dict], cfg: TrainConfig | None = None) -> None:
@@ -86,15 +88,23 @@ def draw_accuracy(ax, history: list[dict], cfg: TrainConfig | None = None) -> No
         _title(ax, f"accuracy; best test {100 * test[k]:.2f}% (epoch {epochs[k]}, the star)")
 
 
-def draw_lr(ax, history: list[dict], cfg: TrainConfig | None = None) -> None:
-    epochs, lr = _series(history, "lr")
-    if not lr:
-        return _missing(ax, "learning rate")
-    ax.plot(epochs, lr, "o-", color="tab:purple")
+def _one_series(ax, history: list[dict], key: str, label: str, colour: str) -> list[float]:
+    """One field by epoch on an axis from 0; its values (none: the panel says so)."""
+    epochs, values = _series(history, key)
+    if not values:
+        _missing(ax, label)
+        return values
+    ax.plot(epochs, values, "o-", color=colour)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate")
+    ax.set_ylabel(label)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
+    return values
+
+
+def draw_lr(ax, history: list[dict], cfg: TrainConfig | None = None) -> None:
+    if not _one_series(ax, history, "lr", "learning rate", "tab:purple"):
+        return
     how = ""
     if cfg is not None:
         how = f"; {cfg.schedule}, peak {cfg.lr:g}"
@@ -104,15 +114,9 @@ def draw_lr(ax, history: list[dict], cfg: TrainConfig | None = None) -> None:
 
 
 def draw_speed(ax, history: list[dict], cfg: TrainConfig | None = None) -> None:
-    epochs, rate = _series(history, "images_per_s")
-    if not rate:
-        return _missing(ax, "images/s")
-    ax.plot(epochs, rate, "o-", color="tab:brown")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training images / s")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    _title(ax, f"throughput: median {statistics.median(rate):,.0f} training images/s (no eval)")
+    rate = _one_series(ax, history, "images_per_s", "training images / s", "tab:brown")
+    if rate:
+        _title(ax, f"throughput: median {statistics.median(rate):,.0f} training images/s (no eval)")
 
 
 DRAW = {"loss": draw_loss, "accuracy": draw_accuracy, "lr": draw_lr, "speed": draw_speed}
@@ -122,6 +126,7 @@ def curve_figure(panel: str, history: list[dict], cfg: TrainConfig | None = None
     """One panel of PANELS as its own figure (5 x 3.8 inches: the report's size)."""
     fig, ax = figure(figsize=(5, 3.8))
     DRAW[panel](ax, history, cfg)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     fig.tight_layout()
     return fig
 
@@ -131,5 +136,6 @@ def curves_figure(history: list[dict], cfg: TrainConfig | None = None) -> Figure
     fig, axes = figure(2, 2, figsize=(10, 7.6))
     for panel, ax in zip(PANELS, axes.flat, strict=True):
         DRAW[panel](ax, history, cfg)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     fig.tight_layout()
     return fig
