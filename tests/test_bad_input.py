@@ -32,7 +32,7 @@ DEFAULT_OUTPUT = {
     "eval": "confusion.png",
     "features": "features-0.png",
     "cam": "cam-0.png",
-    "sparsity": "sparsity.png",
+    "sparsity": "sparsity-4.png",  # with GOOD's --limit 4
     "locate": "locate-scene.png",
     "report": "report.html",
 }

@@ -11,10 +11,19 @@ from torch import nn
 
 from ninlab import claims
 from ninlab.analysis.sparsity import sparser_with_depth
-from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS, NEEDS_RUN
+from ninlab.analysis.verdicts import (
+    DIFFERS,
+    FAILS,
+    HOLDS,
+    NEEDS_RUN,
+    NOT_COMPARABLE,
+    Claim,
+    claims_table,
+)
 from ninlab.claims import check_claims, claim_21, claim_22, claim_23, read_run
 from ninlab.cli import main
 from ninlab.data import write_idx
+from ninlab.data.datasets import FASHION_CLASSES
 from ninlab.runs import save_weights
 from ninlab.train import TrainConfig, resolve
 
@@ -44,9 +53,11 @@ def test_arithmetic_claims():
 
 def _run(path, model, accs, times=None, **config):
     """A run directory with a config and a metrics.jsonl of these test accuracies (fractions)
-    and, when given, training seconds per epoch; its config has as many epochs as accuracies."""
+    and, when given, training seconds per epoch; its config has as many epochs as accuracies and
+    the classes a run fills in."""
     path.mkdir(parents=True)
-    cfg = {"model": model, "dataset": "fashion-mnist", "epochs": len(accs), **config}
+    cfg = {"model": model, "dataset": "fashion-mnist", "epochs": len(accs),
+           "classes": list(FASHION_CLASSES), **config}  # fmt: skip
     (path / "config.json").write_text(json.dumps(cfg))
     rows = [{"epoch": i + 1, "test_acc": a} for i, a in enumerate(accs)]
     for row, t in zip(rows, times or [], strict=False):
@@ -61,19 +72,39 @@ SMALL = dict(limit_train=6000, input_size=28)  # the twins' setting in these tes
 
 
 def test_claim_21_holds_on_the_published_curve_and_names_what_differs(tmp_path):
-    c = claim_21([_run(tmp_path / "seed", "nin_seed", SEED_ACCS, **SEED)])
+    (c,) = claim_21([_run(tmp_path / "seed", "nin_seed", SEED_ACCS, **SEED)])
     assert c.verdict == HOLDS and c.run == str(tmp_path / "seed")
     assert "85.74% after 10 epochs (+0.00 points" in c.computed
-    c = claim_21([_run(tmp_path / "short", "nin_fast", [0.5, 0.7], recipe="seed", limit_train=100)])
-    assert c.verdict == DIFFERS and "70.00%" in c.computed and "-15.74 points" in c.computed
-    assert "limit_train=100" in c.computed and "model=nin_fast" in c.computed
+    short = _run(tmp_path / "short", "nin_fast", [0.5, 0.7], recipe="seed", limit_train=100)
+    (c,) = claim_21([short])
+    assert c.verdict == NOT_COMPARABLE and "70.00% after 2 epoch(s)" in c.computed
+    assert "points" not in c.computed  # no gap to a number measured in another setting
+    assert "limit_train 100 (claim: all)" in c.computed and "model nin_fast (claim: nin_seed)" in (
+        c.computed
+    )
+    assert "a comparable run: `ninlab train --recipe seed` (10 epochs of all 60,000" in c.computed
+
+
+def test_claim_21_is_not_comparable_on_a_quick_seed_run_and_judges_each_run(tmp_path):
+    """The issue's case: the seed recipe on 256 images for 1 epoch reached 10%; beside it a
+    complete run, and one stopped after 3 of its 10 epochs. A line per run, in their order."""
+    quick = _run(tmp_path / "quick", "nin_seed", [0.1], **dict(SEED, epochs=1, limit_train=256))
+    full = _run(tmp_path / "full", "nin_seed", SEED_ACCS, **SEED)
+    stopped = _run(tmp_path / "stopped", "nin_seed", SEED_ACCS[:3], **SEED)
+    stopped.config = replace(stopped.config, epochs=10)
+    claims = claim_21([quick, full, stopped])
+    assert [c.run for c in claims] == [str(tmp_path / d) for d in ("quick", "full", "stopped")]
+    assert [c.verdict for c in claims] == [NOT_COMPARABLE, HOLDS, NOT_COMPARABLE]
+    assert claims[0].computed.startswith("10.00% after 1 epoch(s); not comparable: the run ")
+    assert "epochs 1 (claim: 10), limit_train 256 (claim: all)" in claims[0].computed
+    assert "stopped after 3 of 10 epochs" in claims[2].computed
 
 
 def test_claim_21_without_a_run_projects_the_time_here(monkeypatch):
     """At 20 images/s, 10 epochs of 60,000 images take 600,000 / 20 = 30,000 s = 8.3 h."""
     timed = replace(resolve("seed"), precision="bf16", input_size=224)
     monkeypatch.setattr(claims, "_seed_recipe_speed", lambda: (20.0, timed))
-    c = claim_21([])
+    (c,) = claim_21([])
     assert c.verdict == NEEDS_RUN and c.run is None
     assert "8.3 h of training for 10 epochs of 60,000 images (20.0 images/s" in c.computed
     assert "the fastest of 3 timed steps of nin_seed at 224 px, batch 64, bf16" in c.computed
@@ -183,6 +214,15 @@ def test_claim_23_gap_head_a_little_below_fc_head(tmp_path, fc, verdict, reading
     assert "mnist/" not in c.run
 
 
+def test_claim_23_is_not_comparable_on_part_of_the_data(tmp_path):
+    runs = _seeds(tmp_path, "nin_fast", [88, 89, 90], [1, 1, 1], **SMALL)
+    runs += _seeds(tmp_path, "fast_fc", [91, 91.5, 92], [1, 1, 1], **SMALL)
+    c = claim_23(runs)
+    assert c.verdict == NOT_COMPARABLE and c.run.count(str(tmp_path)) == 6
+    assert "only on fashion-mnist, the first 6,000 training images at 28 px" in c.computed
+    assert "`python bench/claims_runs.py` trains comparable twins" in c.computed
+
+
 def test_claims_cli_takes_a_shell_pattern_of_twin_runs(tmp_path, capsys):
     _seeds(tmp_path / "claims", "nin_fast", [88, 89, 90], [1, 1, 1])
     _seeds(tmp_path / "claims", "fast_fc", [91, 91.5, 92], [1, 1, 1])
@@ -262,17 +302,44 @@ def test_training_claims_from_runs(tmp_path, capsys):
     make_run_dir(fast, "nin_fast", data_dir=str(tmp_path / "data"))
     (fast / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "test_acc": 0.5}) + "\n")
     seed = _run(tmp_path / "seed", "nin_seed", SEED_ACCS, **SEED).path
-    claims = {c.number: c for c in check_claims([fast, seed], limit=12)}
-    assert claims[21].verdict == HOLDS and claims[21].run == str(seed)
-    assert claims[22].verdict == NEEDS_RUN  # no nin_d2l run
-    assert claims[23].verdict == NEEDS_RUN  # no alexnet_fc run
-    assert claims[24].run == str(fast)  # the first run with weights
-    assert "zeros after each ReLU over 12 test images" in claims[24].computed
-    assert claims[25].run == str(fast) and " of 12 scenes" in claims[25].computed
+    claims = {}
+    for c in check_claims([fast, seed], limit=12):
+        claims.setdefault(c.number, []).append(c)
+    assert [(c.verdict, c.run) for c in claims[21]] == [(HOLDS, str(seed))]
+    assert [c.verdict for c in claims[22] + claims[23]] == [NEEDS_RUN, NEEDS_RUN]  # no twins
+    # 24 and 25: a line per run, the run without weights said so
+    assert [c.run for c in claims[24]] == [str(fast), str(seed)] == [c.run for c in claims[25]]
+    assert "zeros after each ReLU over 12 test images" in claims[24][0].computed
+    assert " of 12 scenes" in claims[25][0].computed
+    assert claims[24][1].verdict == claims[25][1].verdict == NEEDS_RUN
+    assert "this run has no weights" in claims[25][1].computed
 
     assert main(["claims", "--run", str(fast), "--run", str(seed), "--limit", "8", "--json"]) == 0
-    out = {c["number"]: c for c in json.loads(capsys.readouterr().out)}
-    assert out[21]["verdict"] == HOLDS and "over 8 test images" in out[24]["computed"]
+    out = {(c["number"], c["run"]): c for c in json.loads(capsys.readouterr().out)}
+    assert out[21, str(seed)]["verdict"] == HOLDS
+    assert "over 8 test images" in out[24, str(fast)]["computed"]
+
+
+def test_claims_24_and_25_judge_every_run_given(tmp_path, capsys, monkeypatch):
+    """`--run A --run B`: a verdict line per run for 24 and 25, and 25 says why a net without a
+    class map is not comparable."""
+    timed = replace(resolve("seed"), precision="bf16")  # claim 21's projection, not measured
+    monkeypatch.setattr(claims, "_seed_recipe_speed", lambda: (20.0, timed))
+    make_idx_dataset(tmp_path / "data" / "fashion-mnist", n_test=8)
+    data = dict(data_dir=str(tmp_path / "data"))
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "lenet"
+    make_run_dir(a, "nin_fast", **data)
+    make_run_dir(b, "nin_fast", seed=1, **data)
+    make_run_dir(c, "lenet_fc", **data)
+    assert main(["claims", "--run", str(a), "--run", str(b), str(c), "--limit", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for n in (24, 25):
+        assert [d["run"] for d in out if d["number"] == n] == [str(a), str(b), str(c)]
+    (lenet,) = [d for d in out if d["number"] == 25 and d["run"] == str(c)]
+    assert lenet["verdict"] == NOT_COMPARABLE
+    assert lenet["computed"].startswith("not comparable: lenet_fc on fashion-mnist; needs a NiN")
+    words = " ".join(claims_table([Claim(**d) for d in out]).split())  # the summary, wrapped
+    assert "1 not comparable, 3 needs a run (29 verdicts on 25 claims: one per run given)" in words
 
 
 def test_claims_bad_run_dir(tmp_path, capsys):

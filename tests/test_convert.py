@@ -13,6 +13,7 @@ from torch import nn
 from ninlab.analysis import working_sizes
 from ninlab.cli import main
 from ninlab.convert import (
+    Conversion,
     apply_linear_per_pixel,
     check_sliding_window,
     conv1x1_as_matmul,
@@ -25,6 +26,7 @@ from ninlab.convert import (
     fuse_pair,
     linear_to_conv1x1,
     load_converted,
+    unfused_1x1,
 )
 from ninlab.models import NiNBlock, create_model, list_models
 from ninlab.models.layers import GlobalAvgPool
@@ -228,6 +230,37 @@ def test_nothing_fuses_in_nin_fast(built):
     folded, _ = fold_batchnorm(convolutionalize(built["nin_fast"]))
     _, pairs = fuse_linear_1x1(folded)
     assert pairs == []  # a ReLU ends every block before the class conv
+
+
+def test_what_keeps_each_1x1_conv_unfused():
+    model = nn.Sequential(
+        nn.Conv2d(3, 3, 1), nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 1), nn.MaxPool2d(2),
+        nn.Dropout(), nn.Conv2d(8, 4, 1), nn.Conv2d(4, 4, 3, groups=2), nn.Conv2d(4, 2, 1),
+    )  # fmt: skip
+    assert unfused_1x1(model) == [
+        ("0", "input"), ("3", "ReLU"), ("6", "MaxPool2d"),
+        ("8", "Conv2d with groups 2, zeros padding"),
+    ]  # fmt: skip
+    fused, pairs = fuse_linear_1x1(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1)))
+    assert pairs == [("0", "1")] and unfused_1x1(fused) == []
+
+
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("nin_fast", "each of the 3 1x1 convs follows a ReLU, not a conv"),
+        ("lenet_fc", "each of the 2 1x1 convs follows a ReLU, not a conv"),
+        ("vgg_gap", "the one 1x1 conv follows a ReLU, not a conv"),
+    ],
+)
+def test_convert_says_why_no_pair_fused(built, name, why):
+    _, conversion = for_inference(built[name])
+    assert conversion.fused_text() == f"fused conv pairs: 0 ({why})"
+    mixed = Conversion((1, 8, 8), 1, unfused=[("a", "ReLU"), ("b", "ReLU"), ("c", "MaxPool2d")])
+    assert mixed.fused_text() == (
+        "fused conv pairs: 0 (each of the 3 1x1 convs follows a ReLU (2) or a MaxPool2d (1), not "
+        "a conv)"
+    )
 
 
 def test_fuse_pair_refuses_across_nonlinearity():

@@ -133,6 +133,14 @@ def test_download_checks_hash_of_decompressed_content(tmp_path, monkeypatch):
     assert not (tmp_path / "cache2/ninlab/mnist/t10k-labels-idx1-ubyte.gz").exists()
 
 
+def test_a_failed_download_leaves_no_empty_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    missing = (tmp_path / "nowhere").as_uri() + "/"  # a file:// address with nothing there
+    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], urls=(missing,)))
+    _expect_error("downloading failed", "mnist")
+    assert not (tmp_path / "cache" / "ninlab").exists()  # neither ninlab/ nor ninlab/mnist/
+
+
 def test_cifar_binary(tmp_path):
     folder = tmp_path / "cifar10" / "cifar-10-batches-bin"
     folder.mkdir(parents=True)

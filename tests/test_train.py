@@ -62,8 +62,8 @@ def test_one_epoch_writes_every_artifact(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"accuracy {100 * row['test_acc']:.2f}%" in printed and "confusion matrix" in printed
     # the printed matrix: every test image once, the diagonal = the images counted right
-    matrix = printed.split("<- predicted\n")[1].split("\n\n")[0].splitlines()
-    counts = [[int(v) for v in line[14:].split()] for line in matrix]
+    matrix = printed.split("predicted ->")[1].split("\n\n")[0].splitlines()[1:]
+    counts = [[int(v) for v in line[16:].split()] for line in matrix]  # after "0 T-shirt/top "
     right, total = re.search(r"\(([\d,]+)/([\d,]+)\)", printed).groups()
     total = int(total.replace(",", ""))
     assert len(counts) == 10 and sum(map(sum, counts)) == total
@@ -72,7 +72,9 @@ def test_one_epoch_writes_every_artifact(tmp_path, capsys):
     with Image.open(out / "confusion.png") as im:
         assert im.size[0] > 300
     assert main(["predict", str(out), "--index", "0"]) == 0
-    assert "test image 0 (true: " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "test image 0 (true: " in printed
+    assert printed.endswith("(probabilities of one forward pass, as ninlab eval makes them)\n")
 
 
 def test_confusion_matrix_by_hand():
@@ -128,6 +130,24 @@ def test_curve_legends_come_from_the_config():
 def test_command_line_as_a_shell_takes_it():
     assert command_line(["/usr/bin/ninlab", "train", "--out", "a b"]) == "ninlab train --out 'a b'"
     assert command_line(["/x/ninlab/__main__.py", "eval", "r"]) == "python -m ninlab eval r"
+
+
+def test_limit_test_and_the_estimate_of_an_epoch(tmp_path, data_dir, capsys):
+    out = tmp_path / "r"
+    args = ["train", "--epochs", "1", "--limit-train", "300", "--limit-test", "70", "--batch-size",
+            "50", "--data-dir", str(data_dir), "--out", str(out), "--no-progress",
+            "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "300 train / 70 test images" in printed
+    # before training: training per epoch (6 steps) and testing (1 batch of 70), both timed
+    estimate = r"^about [\d.]+ s per epoch here \([\d.]+ s training, [\d.]+ s testing: timed\)$"
+    assert re.search(estimate, printed, re.M)
+    assert read_config(out).limit_test == 70
+    acc = read_metrics(out)[0]["test_acc"]
+    assert round(acc * 70) == pytest.approx(acc * 70, abs=1e-4)  # a share of 70 images
+    assert main(["eval", str(out), "--limit-test", "70"]) == 0
+    assert f"({round(acc * 70)}/70)" in capsys.readouterr().out  # the same 70 images
 
 
 def _small(tmp_path):
@@ -223,8 +243,9 @@ def test_predict_on_png(tmp_path, capsys):
     assert main(["predict", str(run), str(img)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == str(img) and len(lines) == 4
-    probs = [float(line.split()[-1].rstrip("%")) for line in lines[1:]]
+    assert lines[0].startswith("big.png: 123x77 RGB -> 28x28 L, ") and len(lines) == 5
+    assert lines[4] == "(probabilities of one forward pass, as ninlab eval makes them)"
+    probs = [float(line.split()[-1].rstrip("%")) for line in lines[1:4]]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 100.01
 
 

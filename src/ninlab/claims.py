@@ -12,7 +12,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, partial
 from itertools import pairwise
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import torch
 
 from ninlab.analysis.shape_claims import shape_claims
 from ninlab.analysis.sparsity import STATEMENT, relu_channel_sparsity, sparser_with_depth
-from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS, NEEDS_RUN, Claim
+from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS, NEEDS_RUN, NOT_COMPARABLE, Claim
 from ninlab.data import Dataset
 from ninlab.data.datasets import FASHION_CLASSES
 from ninlab.runs import WEIGHTS, load_run, read_config, read_metrics
@@ -147,34 +147,51 @@ def _seed_projection() -> str:
     )
 
 
-def claim_21(runs: list[RunRecord]) -> Claim:
+# What claim 21 states about its run ("classic NiN, Fashion-MNIST at 224, SGD 0.1, batch 64, 10
+# epochs"), as the seed recipe's config fields; a run that differs in one is not comparable.
+SEED_SETTING = ("model", "dataset", "input_size", "optimizer", "lr", "batch_size", "epochs",
+                "limit_train", "limit_test")  # fmt: skip
+SEED_COMMAND = "`ninlab train --recipe seed` (10 epochs of all 60,000 training images at 224 px)"
+
+
+def _shown(field: str, value) -> str:
+    """A config value as the ledger prints it: a limit of None is "all"."""
+    return "all" if value is None and field.startswith("limit_") else str(value)
+
+
+def claim_21(runs: list[RunRecord]) -> list[Claim]:
+    """A verdict per run of the classic recipe (recipe seed, or model nin_seed) when its setting
+    is the claim's (SEED_SETTING, every epoch done), else "not comparable" with what differs;
+    without such a run, "needs a run" and the time the recipe would take here."""
     stmt = "classic NiN, Fashion-MNIST at 224, SGD 0.1, batch 64, 10 epochs: 85.74%"
     stated = f"85.74% (curve {_curve_text(SEED_CURVE)})"
-    run = next((r for r in runs if r.config.recipe == "seed" and r.accs), None)
-    run = run or next((r for r in runs if r.model == "nin_seed" and r.accs), None)
-    if run is None:
+    candidates = [r for r in runs if r.config.recipe == "seed" or r.model == "nin_seed"]
+    if not candidates:
         computed = f"needs a run of `ninlab train --recipe seed`; {_seed_projection()}"
-        return Claim(21, stmt, stated, computed, NEEDS_RUN)
-    want = {
-        "model": "nin_seed",
-        "dataset": "fashion-mnist",
-        "input_size": 224,
-        "lr": 0.1,
-        "batch_size": 64,
-        "epochs": 10,
-        "limit_train": None,
-    }
-    off = [f"{k}={getattr(run.config, k)}" for k, v in want.items() if getattr(run.config, k) != v]
-    final = run.accs[-1]
-    delta = final - 85.74
-    verdict = HOLDS if abs(delta) <= SEED_TOLERANCE and not off else DIFFERS
-    computed = (
-        f"{final:.2f}% after {len(run.accs)} epochs ({delta:+.2f} points; holds within "
-        f"{SEED_TOLERANCE}); curve {_curve_text(run.accs)}"
-    )
-    if off:
-        computed += f"; the run differs from the recipe: {', '.join(off)}"
-    return Claim(21, stmt, stated, computed, verdict, str(run.path))
+        return [Claim(21, stmt, stated, computed, NEEDS_RUN)]
+    want = resolve("seed")
+    claims = []
+    for run in candidates:
+        off = [f"{k} {_shown(k, getattr(run.config, k))} (claim: {_shown(k, getattr(want, k))})"
+               for k in SEED_SETTING if getattr(run.config, k) != getattr(want, k)]  # fmt: skip
+        if not run.complete:
+            off.append(f"stopped after {len(run.accs)} of {run.config.epochs} epochs")
+        if off:
+            result = (f"{run.accs[-1]:.2f}% after {len(run.accs)} epoch(s); "
+                      if run.accs else "no epoch finished; ")  # fmt: skip
+            computed = (f"{result}not comparable: the run differs from the claim's setting in "
+                        f"{', '.join(off)}; a comparable run: {SEED_COMMAND}")  # fmt: skip
+            claims.append(Claim(21, stmt, stated, computed, NOT_COMPARABLE, str(run.path)))
+            continue
+        final = run.accs[-1]
+        delta = final - 85.74
+        computed = (
+            f"{final:.2f}% after {len(run.accs)} epochs ({delta:+.2f} points; holds within "
+            f"{SEED_TOLERANCE}); curve {_curve_text(run.accs)}"
+        )
+        verdict = HOLDS if abs(delta) <= SEED_TOLERANCE else DIFFERS
+        claims.append(Claim(21, stmt, stated, computed, verdict, str(run.path)))
+    return claims
 
 
 @dataclass
@@ -194,14 +211,15 @@ class Twins:
         """Where the twins were measured: data, size, epochs, recipe and seeds."""
         cfg = self.runs_one[0].config
         n = f"the first {cfg.limit_train:,}" if cfg.limit_train else "all"
+        tested = f" (tested on the first {cfg.limit_test:,})" if cfg.limit_test else ""
         seeds = [sorted(r.config.seed for r in rs) for rs in (self.runs_one, self.runs_two)]
         if seeds[0] == seeds[1]:
             seeds_text = f"{len(seeds[0])} seeds each ({', '.join(map(str, seeds[0]))})"
         else:
             seeds_text = " vs ".join(f"seeds {', '.join(map(str, s))}" for s in seeds)
         return (
-            f"{cfg.dataset}, {n} training images at {cfg.input_size} px, {cfg.epochs} epochs of "
-            f"recipe {cfg.recipe}, {seeds_text}"
+            f"{cfg.dataset}, {n} training images{tested} at {cfg.input_size} px, {cfg.epochs} "
+            f"epochs of recipe {cfg.recipe}, {seeds_text}"
         )
 
     def paths(self) -> str:
@@ -293,14 +311,24 @@ def claim_22(runs: list[RunRecord]) -> Claim:
 def claim_23(runs: list[RunRecord]) -> Claim:
     stmt = "NiN's Fashion-MNIST test accuracy is a little lower than AlexNet's"
     stated = f"NiN's GAP head a little lower than an FC head (by 0 to {A_LITTLE:g} points)"
-    t = _twins([r for r in runs if r.config.dataset == "fashion-mnist"], TWINS_23)
+    # the statement's setting: all of Fashion-MNIST, trained on and tested on
+    whole = [r for r in runs if r.config.dataset == "fashion-mnist"
+             and r.config.limit_train is None and r.config.limit_test is None]  # fmt: skip
+    t = _twins(whole, TWINS_23)
+    if t is None and (other := _twins(runs, TWINS_23)) is not None:
+        computed = (
+            f"twins {other.one} and {other.two} only on {other.setting()}: not comparable, the "
+            "statement is about all of Fashion-MNIST (every training and test image); `python "
+            "bench/claims_runs.py` trains comparable twins"
+        )
+        return Claim(23, stmt, stated, computed, NOT_COMPARABLE, other.paths())
     if t is None:
         return Claim(
             23,
             stmt,
             stated,
             "needs complete runs of twins with a GAP and an FC head (nin_fast and fast_fc) on "
-            "fashion-mnist in one setting, 2+ seeds each: `python bench/claims_runs.py`",
+            "all of fashion-mnist in one setting, 2+ seeds each: `python bench/claims_runs.py`",
             NEEDS_RUN,
         )
     finals = [[r.accs[-1] for r in rs] for rs in (t.runs_one, t.runs_two)]
@@ -322,68 +350,80 @@ def _test_images(r: RunRecord, limit: int, data_dir: str | None):
     return run, run.dataset(data_dir).test_images[:limit]
 
 
-def claim_24(runs: list[RunRecord], limit: int, data_dir: str | None) -> Claim:
-    runs = [r for r in runs if r.has_weights]
+def claim_24(runs: list[RunRecord], limit: int, data_dir: str | None) -> list[Claim]:
+    """A verdict per run with weights (a trained CNN of any kind); "needs a run" for a run
+    without weights, and when no run is given."""
+    line = partial(Claim, 24, STATEMENT)
     if not runs:
-        return Claim(
-            24, STATEMENT, "sparser with depth", "needs a run with weights (`--run DIR`)", NEEDS_RUN
-        )
-    run, images = _test_images(runs[0], limit, data_dir)
-    layers = relu_channel_sparsity(run.model, images, transform=run.preprocess)
-    verdict = sparser_with_depth([layer.zeros for layer in layers])
-    shown = ", ".join(f"{t.name.split('.', 1)[-1]} {100 * t.zeros:.1f}%" for t in layers)
-    return Claim(
-        24,
-        STATEMENT,
-        "zeros increase with depth",
-        f"zeros after each ReLU over {len(images)} test images: {shown}"
-        + ("" if verdict == HOLDS else "; not monotone"),
-        verdict,
-        str(runs[0].path),
-    )
+        return [line("sparser with depth", "needs a run with weights (`--run DIR`)", NEEDS_RUN)]
+    claims = []
+    for r in runs:
+        if not r.has_weights:
+            no = "needs a run with weights: this one has no best or final weights"
+            claims.append(line("sparser with depth", no, NEEDS_RUN, str(r.path)))
+            continue
+        run, images = _test_images(r, limit, data_dir)
+        layers = relu_channel_sparsity(run.model, images, transform=run.preprocess)
+        verdict = sparser_with_depth([layer.zeros for layer in layers])
+        shown = ", ".join(f"{t.name.split('.', 1)[-1]} {100 * t.zeros:.1f}%" for t in layers)
+        computed = f"zeros after each ReLU over {len(images)} test images: {shown}"
+        computed += "" if verdict == HOLDS else "; not monotone"
+        claims.append(line("zeros increase with depth", computed, verdict, str(r.path)))
+    return claims
 
 
-def claim_25(runs: list[RunRecord], limit: int, data_dir: str | None) -> Claim:
-    stmt = (
-        "the last layer's strongest activations, mapped back through the field, locate the object"
-    )
-    nin_runs = [r for r in runs if r.has_weights and r.model.startswith("nin")]
-    r = nin_runs[0] if nin_runs else None
-    if r is None or r.config.dataset not in ("mnist", "fashion-mnist", "kmnist"):
-        return Claim(
-            25,
-            stmt,
-            "locates the object",
-            "needs a NiN run on a black-background data set (mnist, fashion-mnist, kmnist); see "
-            "also `ninlab locate`",
-            NEEDS_RUN,
-        )
-    run = load_run(r.path)
-    u = strongest_unit_hits(run, run.dataset(data_dir), scenes=limit)
-    # a clear margin: 3 standard errors of the hit rate above chance, and twice chance
-    margin = 3 * math.sqrt(max(u.hit * (1 - u.hit), 1 / u.scenes) / u.scenes)
-    holds = u.hit - u.chance >= margin and u.hit >= 2 * u.chance
-    return Claim(
+BLACK_BACKGROUND = ("mnist", "fashion-mnist", "kmnist")  # claim 25's scenes: items on black
+
+
+def claim_25(runs: list[RunRecord], limit: int, data_dir: str | None) -> list[Claim]:
+    """A verdict per NiN run with weights on a black-background data set (its class maps, in
+    scenes of `limit` test items); "not comparable" for another kind of run, "needs a run" for
+    one without weights and when no run is given."""
+    line = partial(
+        Claim,
         25,
-        stmt,
-        "the strongest unit's field centre is on the object, clearly more often than chance",
-        f"{100 * u.hit:.1f}% of {u.scenes} scenes (any unit: {100 * u.chance:.1f}%); "
-        f"{u.size}x{u.size} black scenes with one test item at a random place, the class map "
-        f"of its true class at the scene's size ({u.map_shape[0]}x{u.map_shape[1]}, field "
-        f"{u.field.size[0]} px, jump {u.field.jump[0]} px), on = inside the item's tight box; "
-        f"holds when above chance by 3 standard errors ({100 * margin:.1f} points) and twice",
-        HOLDS if holds else FAILS,
-        str(r.path),
+        "the last layer's strongest activations, mapped back through the field, locate the object",
     )
+    needs = ("needs a NiN run on a black-background data set (mnist, fashion-mnist, kmnist); see "
+             "also `ninlab locate`")  # fmt: skip
+    if not runs:
+        return [line("locates the object", needs, NEEDS_RUN)]
+    stated = "the strongest unit's field centre is on the object, clearly more often than chance"
+    claims = []
+    for r in runs:
+        if not r.has_weights:
+            no = f"{needs}; this run has no weights"
+            claims.append(line("locates the object", no, NEEDS_RUN, str(r.path)))
+            continue
+        if not r.model.startswith("nin") or r.config.dataset not in BLACK_BACKGROUND:
+            other = f"not comparable: {r.model} on {r.config.dataset}; {needs}"
+            claims.append(line("locates the object", other, NOT_COMPARABLE, str(r.path)))
+            continue
+        run = load_run(r.path)
+        u = strongest_unit_hits(run, run.dataset(data_dir), scenes=limit)
+        # a clear margin: 3 standard errors of the hit rate above chance, and twice chance
+        margin = 3 * math.sqrt(max(u.hit * (1 - u.hit), 1 / u.scenes) / u.scenes)
+        holds = u.hit - u.chance >= margin and u.hit >= 2 * u.chance
+        computed = (
+            f"{100 * u.hit:.1f}% of {u.scenes} scenes (any unit: {100 * u.chance:.1f}%); "
+            f"{u.size}x{u.size} black scenes with one test item at a random place, the class map "
+            f"of its true class at the scene's size ({u.map_shape[0]}x{u.map_shape[1]}, field "
+            f"{u.field.size[0]} px, jump {u.field.jump[0]} px), on = inside the item's tight box; "
+            f"holds when above chance by 3 standard errors ({100 * margin:.1f} points) and twice"
+        )
+        claims.append(line(stated, computed, HOLDS if holds else FAILS, str(r.path)))
+    return claims
 
 
 def check_claims(
     run_dirs: list[str | Path] = (), limit: int = 256, data_dir: str | None = None
 ) -> list[Claim]:
     """Every claim, checked: 1-20 by running modules, 21-25 from the given run directories (24
-    and 25 on the first `limit` test images)."""
+    and 25 on the first `limit` test images). Claims 21, 24 and 25 have a verdict per run they
+    apply to, 22 and 23 one over the twins' seeds; so a claim can have several lines, in the
+    order of the runs."""
     runs = [read_run(p) for p in run_dirs]  # a bad directory fails before any work
     claims = shape_claims()
-    claims += [claim_21(runs), claim_22(runs), claim_23(runs)]
-    claims += [claim_24(runs, limit, data_dir), claim_25(runs, limit, data_dir)]
+    claims += [*claim_21(runs), claim_22(runs), claim_23(runs)]
+    claims += [*claim_24(runs, limit, data_dir), *claim_25(runs, limit, data_dir)]
     return sorted(claims, key=lambda c: c.number)

@@ -137,3 +137,9 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def wrote(path: str | Path, existed: bool) -> str:
+    """The line a verb prints after writing `path`: "wrote PATH", or "replaced PATH" when a file
+    was there before (nothing is overwritten without saying so)."""
+    return f"{'replaced' if existed else 'wrote'} {path}"

@@ -28,6 +28,7 @@ import csv
 import json
 import os
 import pickle
+import statistics
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from ninlab.convert import load_converted_run
 from ninlab.data import Dataset, dataset_label, load_dataset
 from ninlab.errors import NinlabError
 from ninlab.files import (
@@ -56,6 +58,7 @@ from ninlab.files import (
 from ninlab.lock import DirLock
 from ninlab.models import create_model
 from ninlab.plotting import save_png
+from ninlab.text import WIDTH, wrap, wrapping
 from ninlab.train import (
     Callback,
     Diverged,
@@ -163,6 +166,7 @@ class Run:
 
 
 def read_config(run_dir: str | Path) -> TrainConfig:
+    """The run's config.json as a TrainConfig, or one NinlabError saying what is wrong."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NinlabError(f"run directory {run_dir} does not exist; pass the --out of a train run.")
@@ -184,6 +188,7 @@ def read_config(run_dir: str | Path) -> TrainConfig:
 
 
 def write_config(run_dir: Path, config: TrainConfig) -> None:
+    """Write config.json (the resolved config, as `read_config` reads it back)."""
     make_dir(run_dir)
     write_text(run_dir / CONFIG, json.dumps(config.to_dict(), indent=2))
 
@@ -218,6 +223,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def write_metrics(run_dir: Path, history: list[dict]) -> None:
+    """Rewrite metrics.csv and metrics.jsonl from the per-epoch rows, each atomically."""
+
     def write_csv(tmp):
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=METRICS, extrasaction="ignore")
@@ -302,6 +309,7 @@ def _some(names: list[str], most: int = 5) -> str:
 
 
 def read_checkpoint(run_dir: Path) -> dict:
+    """The run's checkpoint.pt (tensors and plain data only), or one NinlabError if damaged."""
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise NinlabError(f"{run_dir} has no {CHECKPOINT} to resume from.")
@@ -339,8 +347,13 @@ def read_checkpoint(run_dir: Path) -> dict:
 
 def load_run(run_dir: str | Path, weights: str = "best") -> Run:
     """Rebuild the model of a run directory and load its best (or final) weights; the other
-    weights serve when the asked-for file is missing."""
+    weights serve when the asked-for file is missing. A file written by `ninlab convert RUN_DIR`
+    loads as that run with the converted model (`weights` does not apply; `path` is the file's
+    folder)."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        model, config = load_converted_run(run_dir)
+        return Run(path=run_dir.parent, model=model, config=config, weights=run_dir)
     config = read_config(run_dir)
     order = [WEIGHTS[weights]] + [w for w in WEIGHTS.values() if w != WEIGHTS[weights]]
     path = next((run_dir / w for w in order if (run_dir / w).is_file()), None)
@@ -422,6 +435,7 @@ class RunWriter(Callback):
 
 
 def default_out(cfg: TrainConfig) -> Path:
+    """Where a run goes without --out: runs/MODEL-DATASET-YYYYMMDD-HHMMSS."""
     name = dataset_label(cfg.dataset)
     return Path("runs") / f"{cfg.model}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -437,7 +451,7 @@ def train_run(
 
     Under torchrun every process calls it with the same config; they join one process group,
     and rank 0 alone writes the directory and the log."""
-    world = env_world()
+    world, log = env_world(), wrapping(log)
     device = placement(cfg, world)
     with contextlib.ExitStack() as held:
         if out is not None:  # locked and checked before minutes of loading data
@@ -460,7 +474,8 @@ def train_run(
                 log(
                     f"{cfg.model} ({params:,} parameters) on {cfg.dataset}: "
                     f"{min(cfg.limit_train or 10**12, len(data.train_images)):,} train / "
-                    f"{len(data.test_images):,} test images at {cfg.input_size} px, recipe "
+                    f"{min(cfg.limit_test or 10**12, len(data.test_images)):,} test images at "
+                    f"{cfg.input_size} px, recipe "
                     f"{cfg.recipe}, {cfg.epochs} epochs, device {device_for(cfg.device, world)} "
                     f"in {cfg.precision}{procs}, {cfg.threads or torch.get_num_threads()} "
                     f"threads; run in {out}"
@@ -540,7 +555,7 @@ def resume_run(
 ) -> tuple[list[dict], Path]:
     """Continue an interrupted run from its checkpoint; returns (history, run directory).
     Under torchrun rank 0 reads the checkpoint and hands it to the others."""
-    run_dir, world = Path(run_dir), env_world()
+    run_dir, world, log = Path(run_dir), env_world(), wrapping(log)
     with contextlib.ExitStack() as held:
         if world.main:
             if not run_dir.is_dir():
@@ -625,10 +640,11 @@ def _fit(model, data, cfg, out: Path, ckpt, world, progress, log, callbacks) -> 
         ) from None
     if log:
         best = max(history, key=lambda r: r["test_acc"])
+        rate = statistics.median(r["images_per_s"] for r in history)
         log(
-            f"done in {history[-1]['elapsed']:.1f} s: final accuracy "
-            f"{100 * history[-1]['test_acc']:.2f}%, best {100 * best['test_acc']:.2f}% (epoch "
-            f"{best['epoch']}); run directory {out}"
+            f"done in {history[-1]['elapsed']:.1f} s ({rate:,.0f} training images/s): final "
+            f"accuracy {100 * history[-1]['test_acc']:.2f}%, best {100 * best['test_acc']:.2f}% "
+            f"(epoch {best['epoch']})\nrun directory {out}"
         )
     return history
 
@@ -676,12 +692,14 @@ class Evaluation:
     def per_class(self) -> list[float]:
         return per_class_accuracy(self.confusion).tolist()
 
-    def text(self) -> str:
-        """What `ninlab eval` prints: loss, accuracy, per-class accuracy, confusion matrix."""
+    def text(self, width: int | None = WIDTH) -> str:
+        """What `ninlab eval` prints: loss, accuracy, per-class accuracy, confusion matrix, in
+        `width` columns (None: the matrix with class names atop its columns, however wide)."""
         classes = self.run.classes
+        head = (f"run {self.run.path} ({self.run.config.model}, {self.run.weights.name}) on "
+                f"{self.data} test set")  # fmt: skip
         lines = [
-            f"run {self.run.path} ({self.run.config.model}, {self.run.weights.name}) on "
-            f"{self.data} test set",
+            *wrap(head, width, indent="  "),
             f"test loss {self.loss:.4f}, accuracy {100 * self.accuracy:.2f}% "
             f"({self.correct:,}/{len(self.labels):,})",
             "",
@@ -693,19 +711,38 @@ class Evaluation:
         lines += [
             "",
             "confusion matrix (rows: true class)",
-            format_confusion(self.confusion, classes),
+            format_confusion(self.confusion, classes, width),
         ]
         return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """What `ninlab eval --json` prints: the numbers of `text`, the matrix as counts[true]
+        [predicted]."""
+        return {
+            "run": str(self.run.path),
+            "model": self.run.config.model,
+            "weights": self.run.weights.name,
+            "data": self.data,
+            "images": len(self.labels),
+            "loss": self.loss,
+            "accuracy": self.accuracy,
+            "correct": self.correct,
+            "classes": list(self.run.classes),
+            "per_class_accuracy": self.per_class,
+            "confusion": self.confusion.tolist(),
+        }
 
     def confusion_figure(self) -> Figure:
         title = f"{self.run.config.model} on {self.data}: {100 * self.accuracy:.2f}%"
         return confusion_figure(self.confusion, self.run.classes, title)
 
 
-def evaluate_run(run: Run, data: Dataset | None = None, limit: int | None = None) -> Evaluation:
+def evaluate_run(
+    run: Run, data: Dataset | None = None, limit: int | None = None, progress: bool = False
+) -> Evaluation:
     """The run's model on (the first `limit` images of) the test set of `data` (default: the
-    run's own data set)."""
+    run's own data set); progress: a bar on a terminal."""
     data = data or run.dataset()
     images, labels = data.test_images[:limit], data.test_labels[:limit]
-    logits = predict_logits(run.model, images, run.config)
+    logits = predict_logits(run.model, images, run.config, progress=progress)
     return Evaluation(run, data.name, labels.to(logits.device), logits)

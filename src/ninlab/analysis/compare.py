@@ -21,6 +21,7 @@ from torch import nn
 from ninlab.analysis.summary import summary
 from ninlab.models import BasicBlock, Bottleneck, Inception, create_model
 from ninlab.models.layers import GlobalAvgPool, conv1x1
+from ninlab.text import WIDTH, table, wrap
 
 WEIGHTS_ONLY = "weights: conv and linear weight entries only (no biases, no batch norm)"
 
@@ -34,20 +35,15 @@ class Table:
     rows: list[tuple]
     notes: list[str] = field(default_factory=list)
 
-    def text(self) -> str:
-        cells = [self.header] + [tuple(_cell(v) for v in row) for row in self.rows]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(self.header))]
-        lines = [self.title, "=" * len(self.title)]
-        for k, row in enumerate(cells):
-            lines.append(
-                "  ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(row, widths, strict=False))
-                ).rstrip()
-            )
-            if k == 0:
-                lines.append("-" * len(lines[-1]))
-        return "\n".join(lines + [f"* {n}" for n in self.notes])
+    def text(self, width: int | None = WIDTH) -> str:
+        """The table in `width` columns (None: a line per row, however long): the names of the
+        first column and long headers wrap, the numbers never do."""
+        cells = [tuple(_cell(v) for v in row) for row in self.rows]
+        right = range(1, len(self.header))
+        lines = table(self.header, cells, right, width, wrap_column=0, rule=True)
+        title = wrap(self.title, width)
+        notes = [line for n in self.notes for line in wrap(n, width, "* ", "  ")]
+        return "\n".join([*title, "=" * max(map(len, title)), *lines, *notes])
 
     def to_dict(self) -> dict:
         return {

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS
+from ninlab.progress import bar as progress_bar
 
 STATEMENT = "in a trained CNN, feature maps get sparser (more exact zeros after ReLU) with depth"
 
@@ -56,12 +57,14 @@ def relu_channel_sparsity(
     images: torch.Tensor,
     batch_size: int = 256,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: str | None = None,
 ) -> list[LayerSparsity]:
     """Zero counts per channel after every nn.ReLU, in the order they run, over all `images`.
 
     `images` are model inputs, or raw images that `transform` turns into inputs batch by batch
     (e.g. `run.preprocess`, so that a whole test set never sits in memory as floats). The channel
     is dim 1 of the ReLU's output ((N, C, H, W) or (N, C)); names follow `relu_sparsity`.
+    progress: the description of a progress bar (shown on a terminal), or None for none.
     """
     names = {id(m): name for name, m in model.named_modules()}
     counts: dict[str, torch.Tensor] = {}
@@ -80,11 +83,14 @@ def relu_channel_sparsity(
     hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
     was_training = model.training
     model.eval()
+    bar = progress_bar(len(images), progress or "", "img", progress is not None)
     try:
-        for i in range(0, len(images), batch_size):
-            calls.clear()
-            x = images[i : i + batch_size]
-            model(transform(x) if transform else x)
+        with bar:
+            for i in range(0, len(images), batch_size):
+                calls.clear()
+                x = images[i : i + batch_size]
+                model(transform(x) if transform else x)
+                bar.update(len(x))
     finally:
         model.train(was_training)
         for h in hooks:

@@ -15,6 +15,7 @@ from torch import fx, nn
 from ninlab.analysis.fields import Field
 from ninlab.analysis.propagate import Layer, Propagator, trace
 from ninlab.errors import NinlabError
+from ninlab.text import table, wrap
 
 
 @dataclass
@@ -95,38 +96,24 @@ class Summary:
             "outputs": {k: [self.layers[i].name for i in v] for k, v in self.outputs.items()},
         }
 
-    def table(self) -> str:
-        header = ("layer", "type", "output", "params", "MACs", "field", "jump", "start",
-                  "memory", "note")  # fmt: skip
-        rows = [header]
-        for r in self.layers:
-            f = r.field
-            kind = f"{r.type}({', '.join(r.inputs)})" if r.inputs else r.type
-            missing = f"misses {', '.join(r.missing)}" if r.missing else ""
-            rows.append(
-                (
-                    r.name,
-                    kind,
-                    "x".join(map(str, r.output_shape)),
-                    f"{r.params:,}",
-                    f"{r.macs:,}" + ("+" if r.missing else ""),
-                    "-" if f is None else f.text("size") + (" (all)" if r.global_field else ""),
-                    "-" if f is None else f.text("jump"),
-                    "-" if f is None else f.text("start"),
-                    _bytes(r.activation_bytes),
-                    "; ".join(t for t in (missing, r.note) if t),
-                )
-            )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        right = {3, 4, 5, 6, 7, 8}
-        lines = [
-            "  ".join(
-                c.rjust(w) if i in right else c.ljust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-            for row in rows
-        ]
-        lines.insert(1, "-" * len(lines[0]))
+    def table(self, width: int | None = None) -> str:
+        """The rows and the totals; width None (the default, as the HTML report shows them):
+        every column, however wide. In `width` columns (`ninlab summary` gives WIDTH) the notes
+        go under the table, a merge's type loses its inputs ("add", not "add(x, proj)"), and
+        the columns of DROP are left out in turn, said in a last line."""
+        names = ("layer", "type", "output", "params", "MACs", "field", "jump", "start", "memory",
+                 "note")  # fmt: skip
+        rows = [self._cells(r, inputs=width is None) for r in self.layers]
+        keep = list(names) if width is None else list(names[:-1])
+        dropped = []
+        while True:
+            index = [names.index(n) for n in keep]
+            right = {k for k, n in enumerate(keep) if n in RIGHT}
+            lines = table(keep, [[r[i] for i in index] for r in rows], right, None, rule=True)
+            if width is None or max(map(len, lines)) <= width or not DROP[len(dropped) :]:
+                break
+            dropped.append(DROP[len(dropped)])
+            keep.remove(dropped[-1])
         bound = " (lower bound: see 'unknown')" if self.unknown else ""
         lines += [
             "",
@@ -135,18 +122,56 @@ class Summary:
             f"MACs         {self.macs:,}{bound}",
             f"FLOPs        {self.flops:,} (= 2 x MACs){bound}",
             f"activations  {_bytes(self.activation_bytes)} (sum of layer outputs)",
-            "convention   1 MAC = 1 multiply-add, as FlopCounterMode counts; bias, norms, "
-            "activations, softmax, pooling: 0 MACs",
-            "field        size, jump and start (first pixel of unit 0, < 0 in padding) in input "
-            "px; '-' with a note where there is no single window",
         ]
+        label = " " * 13
+        convention = ("1 MAC = 1 multiply-add, as FlopCounterMode counts; bias, norms, "
+                      "activations, softmax, pooling: 0 MACs")  # fmt: skip
+        lines += wrap(convention, width, "convention   ", label)
+        fields = ("size, jump and start (first pixel of unit 0, < 0 in padding) in input px; '-' "
+                  "with a note where there is no single window")  # fmt: skip
+        lines += wrap(fields, width, "field        ", label)
         if self.unknown:
             ops = sorted({op for r in self.layers for op in r.missing})
-            lines.append(
-                f"unknown      {', '.join(self.unknown)} run {', '.join(ops)}, whose MACs "
-                "neither FlopCounterMode nor ninlab knows; they are not counted (marked +)"
-            )
+            lines += wrap(f"{', '.join(self.unknown)} run {', '.join(ops)}, whose MACs neither "
+                          "FlopCounterMode nor ninlab knows; they are not counted (marked +)",
+                          width, "unknown      ", label)  # fmt: skip
+        if width is not None:
+            notes = [(r.name, note) for r, c in zip(self.layers, rows, strict=True)
+                     if (note := c[-1])]  # fmt: skip
+            for k, (name, note) in enumerate(notes):
+                lines += wrap(f"{name}: {note}", width, "notes        " if k == 0 else label,
+                              label + "  ")  # fmt: skip
+            hidden = dropped + ["merge inputs"] * any(r.inputs for r in self.layers)
+            if hidden:
+                lines += wrap(f"(--wide adds {_and(hidden)})", width)
         return "\n".join(lines)
+
+    def _cells(self, r: Layer, inputs: bool = True) -> tuple[str, ...]:
+        """A row's cells, in the order of the table's columns (the type with a merge's inputs
+        when `inputs`)."""
+        f = r.field
+        missing = f"misses {', '.join(r.missing)}" if r.missing else ""
+        return (
+            r.name,
+            f"{r.type}({', '.join(r.inputs)})" if r.inputs and inputs else r.type,
+            "x".join(map(str, r.output_shape)),
+            f"{r.params:,}",
+            f"{r.macs:,}" + ("+" if r.missing else ""),
+            "-" if f is None else f.text("size") + (" (all)" if r.global_field else ""),
+            "-" if f is None else f.text("jump"),
+            "-" if f is None else f.text("start"),
+            _bytes(r.activation_bytes),
+            "; ".join(t for t in (missing, r.note) if t),
+        )
+
+
+RIGHT = ("params", "MACs", "field", "jump", "start", "memory")  # right-aligned columns
+DROP = ("memory", "start", "jump", "type")  # left out in this order until a table fits
+
+
+def _and(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _bytes(n: int) -> str:

@@ -9,28 +9,41 @@ and its probability come from one plain forward; for a run with test-time flip, 
 that eval, predict and report give (image and mirror averaged) is printed too.
 --native runs a model with a pooling head on the image at its own size (normalised as in
 training, not resized), so a large scene keeps its detail and the map has more cells.
+An image file is made like the training images, and a line says how (--invert, --trim: see
+`ninlab predict --help`); --show FILE writes what the model sees.
 
 Examples:
   ninlab cam runs/r --index 0
   ninlab cam runs/r --index 7 --class Sneaker
   ninlab cam runs/r --image shoe.png --class "ankle boot" --out /tmp/cams
   ninlab cam runs/r --image scene.png --native   # the scene at its own size, not squeezed
+  ninlab cam runs/r --image shoe.jpg --show /tmp/shoe-input.png
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ninlab.cli.options import add_image_source, add_native, add_out, add_run_inputs
+from ninlab.cli.options import (
+    add_image_source,
+    add_native,
+    add_out,
+    add_preparation,
+    add_run_inputs,
+    add_show,
+)
+from ninlab.files import wrote
 from ninlab.runs import load_run
 from ninlab.viz.cam import class_activation_map, plot_cam
-from ninlab.viz.images import class_index, display_image, pick_image
+from ninlab.viz.images import class_index, display_image, pick_image, save_input
 
 
 def add_arguments(p) -> None:
     add_run_inputs(p)
     add_image_source(p)
     add_native(p)
+    add_preparation(p)
+    add_show(p)
     p.add_argument(
         "--class",
         dest="class_name",
@@ -46,10 +59,16 @@ def run(args) -> int:
     target = class_index(args.class_name, classes) if args.class_name is not None else None
     if args.native:
         run.check_native()
-    picked = pick_image(run, args.index, args.image, args.data_dir, args.native)
+    picked = pick_image(run, args.index, args.image, args.data_dir, args.native,
+                        invert=args.invert, trim=args.trim)  # fmt: skip
+    if picked.prep:
+        print(picked.prep.line(picked.name))
+    if args.show:
+        print(f"wrote {save_input(picked.image, args.show)}")
     cam = class_activation_map(run.model, run.preprocess(picked.image, args.native), target)
     truth = f", true class {classes[picked.label]}" if picked.label is not None else ""
     out = Path(args.out or run.path) / f"cam-{picked.tag}.png"
+    existed = out.exists()
     size = picked.image.shape[-2:] if args.native else run.config.input_size
     display = display_image(picked.image[0], size)
     plot_cam(display, cam, classes, out, f"{picked.name}{truth}")
@@ -60,5 +79,5 @@ def run(args) -> int:
         both = run.probabilities(picked.image)[0, cam.class_index].item()
         print(f"  (one plain forward; with this run's test-time flip, as eval, predict and report "
               f"give it: {100 * both:.2f}%)")  # fmt: skip
-    print(f"wrote {out}")
+    print(wrote(out, existed))
     return 0

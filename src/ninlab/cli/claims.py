@@ -2,7 +2,9 @@
 
 Claims about arithmetic and shapes are checked by running real modules. Claims about training
 (21-25) take their numbers from the run directories given with --run; without them they say
-"needs a run". Claims 22 and 23 compare twin models over seeds: pass the runs that
+"needs a run", and with a run in another setting than the statement's (a 1-epoch run for claim
+21's 10 epochs, say) "not comparable", naming the run that would be. Claims 21, 24 and 25 have
+a verdict per run given; claims 22 and 23 compare twin models over seeds: pass the runs that
 `python bench/claims_runs.py` makes (they are picked by model name and setting). Claim 21
 without a run of the classic recipe projects its time here from a few timed steps.
 
@@ -18,7 +20,7 @@ import json
 
 from ninlab.analysis.verdicts import claims_dicts, claims_table
 from ninlab.claims import check_claims
-from ninlab.cli.options import add_data_dir, add_json, add_limit
+from ninlab.cli.options import add_data_dir, add_json, add_limit, add_wide
 
 
 def add_arguments(p) -> None:
@@ -33,10 +35,14 @@ def add_arguments(p) -> None:
     )
     add_limit(p, default=256)
     add_data_dir(p)
+    add_wide(p)
     add_json(p)
 
 
 def run(args) -> int:
     claims = check_claims(args.runs, limit=args.limit, data_dir=args.data_dir)
-    print(json.dumps(claims_dicts(claims), indent=2) if args.json else claims_table(claims))
+    if args.json:
+        print(json.dumps(claims_dicts(claims), indent=2))
+    else:
+        print(claims_table(claims, args.width))
     return 0

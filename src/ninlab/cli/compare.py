@@ -6,6 +6,7 @@ conv versus an FC layer on a 32x6x6 input. Weights exclude biases and batch norm
 
 Examples:
   ninlab compare
+  ninlab compare --wide
   ninlab compare --json
 """
 
@@ -14,9 +15,11 @@ from __future__ import annotations
 import json
 
 from ninlab.analysis.compare import compare
+from ninlab.cli.options import add_wide
 
 
 def add_arguments(p) -> None:
+    add_wide(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of the tables")
 
 
@@ -25,5 +28,5 @@ def run(args) -> int:
     if args.json:
         print(json.dumps([t.to_dict() for t in tables], indent=2))
     else:
-        print("\n\n".join(t.text() for t in tables))
+        print("\n\n".join(t.text(args.width) for t in tables))
     return 0

@@ -3,7 +3,9 @@
 Writes the weights of `ninlab.convert.for_inference(model)` as safetensors (the metadata says
 what was folded and fused, and holds the run's config; `ninlab.convert.load_converted` reads
 it back), then checks on random inputs that the converted model gives the same logits and
-measures images/s of both in this process.
+measures images/s of both in this process. When no conv pair fuses it says what keeps them
+apart (in a NiN, the ReLU before every 1x1 conv). `ninlab predict`, `eval` and `export` take
+the file written from a run in place of the run directory.
 
 --model MODEL converts a model named without a run instead (a registry name, package.module:callable
 or path/to/file.py:callable; importing it runs its code), with the weights it is built with.
@@ -13,15 +15,20 @@ Examples:
   ninlab convert runs/lenet --out lenet_conv.safetensors --batch-size 256 --weights final
   ninlab convert --model alexnet_fc --out alexnet_conv.safetensors --batch-size 8
   ninlab convert --model my_pkg.nets:classifier --input 3x64x64 --out classifier.safetensors
+  ninlab predict runs/nin_fast/inference.safetensors --index 0
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from ninlab.analysis import input_channels, parse_input_size
 from ninlab.cli.options import add_batch_size, add_model_spec, add_out, add_run_inputs, add_seed
 from ninlab.convert import convert_model, convert_run
 from ninlab.errors import NinlabError
+from ninlab.files import wrote
 from ninlab.models import load_model
+from ninlab.runs import load_run
 
 
 def add_arguments(p) -> None:
@@ -37,11 +44,14 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     if (args.run_dir is None) == (args.model is None):
         raise NinlabError("give a RUN_DIR or --model MODEL (one of them).")
+    existed = Path(args.out).exists()
     if args.run_dir is not None:
-        report = convert_run(args.run_dir, args.out, args.weights, args.batch_size, args.seed)
+        run = load_run(args.run_dir, args.weights)
+        report = convert_run(run, args.out, args.batch_size, args.seed)
     else:
         model = load_model(args.model, args.kwargs)
         size = args.input and parse_input_size(args.input, input_channels(model))
         report = convert_model(model, args.out, size, args.batch_size, args.seed)
     print("\n".join(report.lines()))
+    print(wrote(report.out, existed))
     return 0

@@ -4,7 +4,7 @@ files), how the images are read for training, and where the decoded cache is.
 
 Examples:
   ninlab data fashion-mnist
-  ninlab data mnist --data-dir ~/datasets
+  ninlab data mnist --data-dir ~/datasets --wide
   ninlab data ~/photos
   ninlab data ~/photos --json
 """
@@ -12,23 +12,26 @@ Examples:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from ninlab.cli.options import add_data_dir, add_json
+from ninlab.cli.options import add_data_dir, add_json, add_wide
 from ninlab.data import DATASETS, load_dataset
 from ninlab.data.folders import folder_census, is_folder_name
+from ninlab.text import WIDTH, wrap
 
 
 def add_arguments(p) -> None:
     p.add_argument("name", nargs="?", default="fashion-mnist", metavar="NAME|DIR",
                    help=f"one of {', '.join(DATASETS)}, or a folder of images")  # fmt: skip
     add_data_dir(p)
+    add_wide(p)
     add_json(p)
 
 
 def run(args) -> int:
     if args.name not in DATASETS and is_folder_name(args.name):
         census = folder_census(args.name)
-        print(json.dumps(census, indent=2) if args.json else format_census(census))
+        print(json.dumps(census, indent=2) if args.json else format_census(census, args.width))
         return 0
     ds = load_dataset(args.name, data_dir=args.data_dir)
     if args.json:
@@ -38,46 +41,72 @@ def run(args) -> int:
                                "test": int((ds.test_labels == k).sum())}
                               for k, c in enumerate(ds.classes)]}, indent=2))  # fmt: skip
         return 0
-    print(f"data set     {ds.name}")
-    for fname, path in ds.sources.items():
-        print(f"  {fname:<26} {path}")
-    print(f"train        {len(ds.train_images):,} images")
-    print(f"test         {len(ds.test_images):,} images")
-    print(f"image shape  {'x'.join(map(str, ds.image_shape))} (C x H x W), uint8")
-    train_counts = ds.train_labels.bincount(minlength=ds.num_classes).tolist()
-    test_counts = ds.test_labels.bincount(minlength=ds.num_classes).tolist()
-    width = max(len(c) for c in ds.classes)
-    print(f"\n{'id':>3}  {'class':<{width}}  {'train':>7}  {'test':>6}")
-    for i, name in enumerate(ds.classes):
-        print(f"{i:>3}  {name:<{width}}  {train_counts[i]:>7,}  {test_counts[i]:>6,}")
+    print(format_dataset(ds, args.width))
     return 0
 
 
-def format_census(c: dict) -> str:
-    """The census of a folder as text."""
+def format_dataset(ds, width: int | None = WIDTH) -> str:
+    """A built-in data set as text: its files, sizes, image shape and classes. In `width`
+    columns a file is named by its path alone (its name starts with the file's key), one a
+    line; width None puts the key before each path."""
+    lines = [f"data set     {ds.name}"]
+    for k, (fname, path) in enumerate(ds.sources.items()):
+        if width is None:
+            lines.append(f"  {fname:<26} {path}")
+        else:
+            shown = path if Path(path).name.startswith(fname) else f"{fname}: {path}"
+            lines.append(f"{'files' if k == 0 else '':<13}{shown}")
+    lines += [
+        f"train        {len(ds.train_images):,} images",
+        f"test         {len(ds.test_images):,} images",
+        f"image shape  {'x'.join(map(str, ds.image_shape))} (C x H x W), uint8",
+    ]
+    train_counts = ds.train_labels.bincount(minlength=ds.num_classes).tolist()
+    test_counts = ds.test_labels.bincount(minlength=ds.num_classes).tolist()
+    w = max(len(c) for c in ds.classes)
+    lines.append(f"\n{'id':>3}  {'class':<{w}}  {'train':>7}  {'test':>6}")
+    for i, name in enumerate(ds.classes):
+        lines.append(f"{i:>3}  {name:<{w}}  {train_counts[i]:>7,}  {test_counts[i]:>6,}")
+    return "\n".join(lines)
+
+
+def format_census(c: dict, width: int | None = WIDTH) -> str:
+    """The census of a folder as text, each line wrapped to `width` columns (None: unwrapped)
+    under its label."""
     read = c["read_as"]
     why = "; ".join(f"{k.replace('image_', '')}: {v}" for k, v in read["why"].items())
-    lines = [
-        f"folder       {c['folder']}",
-        f"layout       {c['layout']}",
-        f"files        {c['files']:,}: {c['images']:,} images, {len(c['skipped']):,} unreadable",
-        f"width        {'/'.join(map(str, c['width'])) or '-'} px (min/median/max)",
-        f"height       {'/'.join(map(str, c['height'])) or '-'} px",
-        "modes        " + ", ".join(f"{m} {n:,}" for m, n in c["modes"].items()),
-        f"read as      {read['image_size']}x{read['image_size']} {read['image_mode']}, "
-        f"{'padded' if read['fit'] == 'pad' else 'centre-cropped'} to a square",
-        *([f"             ({why})"] if why else []),
-        f"cache        {c['cache']} ({c['cache_mib']} MiB)",
-    ]
+    rows = [
+        ("folder", c["folder"]),
+        ("layout", c["layout"]),
+        ("files", f"{c['files']:,}: {c['images']:,} images, {len(c['skipped']):,} unreadable"),
+        ("width", f"{'/'.join(map(str, c['width'])) or '-'} px (min/median/max)"),
+        ("height", f"{'/'.join(map(str, c['height'])) or '-'} px"),
+        ("modes", ", ".join(f"{m} {n:,}" for m, n in c["modes"].items())),
+        ("read as", f"{read['image_size']}x{read['image_size']} {read['image_mode']}, "
+                    f"{'padded' if read['fit'] == 'pad' else 'centre-cropped'} to a square"),
+        *([("", f"({why})")] if why else []),
+    ]  # fmt: skip
+    cache = f"{_home(c['cache'])} ({c['cache_mib']} MiB)"
+    if width is None or 13 + len(cache) <= width:
+        rows.append(("cache", cache))
+    else:  # the size on a line of its own, not "(4.4" and "MiB)"
+        rows += [("cache", _home(c["cache"])), ("", f"({c['cache_mib']} MiB)")]
     if c["skipped"]:
         shown = list(c["skipped"].items())[:5]
-        lines += [f"unreadable   {p}: {r}" for p, r in shown]
+        rows += [("unreadable", f"{p}: {r}") for p, r in shown]
         if len(c["skipped"]) > len(shown):
-            lines.append(f"             ... {len(c['skipped']) - len(shown):,} more")
-        lines.append(f"             the whole list: {c['skipped_list']}")
-    width = max(len(k["name"]) for k in c["classes"])
-    lines += ["", f"{'id':>3}  {'class':<{width}}  {'train':>7}  {'test':>6}  {'skipped':>7}"]
+            rows.append(("", f"... {len(c['skipped']) - len(shown):,} more"))
+        rows.append(("", f"the whole list: {_home(c['skipped_list'])}"))
+    lines = [line for label, text in rows for line in wrap(text, width, f"{label:<13}", " " * 13)]
+    name_width = max(len(k["name"]) for k in c["classes"])
+    lines += ["", f"{'id':>3}  {'class':<{name_width}}  {'train':>7}  {'test':>6}  {'skipped':>7}"]
     for i, k in enumerate(c["classes"]):
-        lines.append(f"{i:>3}  {k['name']:<{width}}  {k['train']:>7,}  {k['test']:>6,}  "
+        lines.append(f"{i:>3}  {k['name']:<{name_width}}  {k['train']:>7,}  {k['test']:>6,}  "
                      f"{k['skipped']:>7,}")  # fmt: skip
     return "\n".join(lines)
+
+
+def _home(path: str) -> str:
+    """A path under the home folder as ~/... (as a shell takes it), 10 or more columns shorter."""
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path.startswith(home + "/") else path

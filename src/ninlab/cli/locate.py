@@ -20,8 +20,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ninlab.cli.options import add_json, add_out, add_run_inputs, at_least
+from ninlab.cli.options import add_invert, add_json, add_out, add_run_inputs, add_wide, at_least
+from ninlab.files import wrote
 from ninlab.runs import load_run
+from ninlab.text import table
 from ninlab.viz.images import display_image, pick_image
 from ninlab.viz.locate import METHODS, SCORINGS, locate, plot_locate
 
@@ -29,6 +31,7 @@ from ninlab.viz.locate import METHODS, SCORINGS, locate, plot_locate
 def add_arguments(p) -> None:
     add_run_inputs(p)
     p.add_argument("--image", metavar="PATH", required=True, help="the scene (PNG, JPEG, ...)")
+    add_invert(p)
     p.add_argument("--min-score", type=float, default=0.5, metavar="P",
                    help="least probability of a window's top class (default 0.5)")  # fmt: skip
     p.add_argument("--overlap", type=float, default=0.3, metavar="IOU",
@@ -38,29 +41,50 @@ def add_arguments(p) -> None:
     p.add_argument("--scoring", choices=SCORINGS, default="crops",
                    help="crops (default) or dense, see above")  # fmt: skip
     add_out(p, "folder for the PNG (default: RUN_DIR)", metavar="DIR")
+    add_wide(p)
     add_json(p)
 
 
 def run(args) -> int:
     run = load_run(args.run_dir, args.weights)
-    picked = pick_image(run, image=args.image, native=True)
+    picked = pick_image(run, image=args.image, native=True, invert=args.invert)
     found = locate(run, picked.image, args.min_score, args.overlap, stride=args.stride,
                    scoring=args.scoring)  # fmt: skip
     out = Path(args.out or run.path) / f"locate-{picked.tag}.png"
+    existed = out.exists()
     display = display_image(picked.image[0], picked.image.shape[-2:])
     plot_locate(display, found, run.classes, out, f"{picked.name}: {run.config.model}")
     if args.json:
-        print(json.dumps({**found.to_dict(run.classes), "picture": str(out)}, indent=2))
+        prepared = picked.prep.to_dict()
+        print(json.dumps({**found.to_dict(run.classes), "prepared": prepared, "picture": str(out)},
+                         indent=2))  # fmt: skip
         return 0
-    h, w = found.size
-    print(f"{picked.name}: {h}x{w} px, {found.grid[0]}x{found.grid[1]} windows of "
-          f"{found.window[0]}x{found.window[1]} every {found.stride} px, "
-          f"{len(found.detections)} detection(s) in {1000 * found.seconds:.0f} ms")  # fmt: skip
-    for d in found.detections:
-        boxes = "  ".join(f"{m} {_box(d.box(m))}" for m in METHODS)
-        print(f"  {run.classes[d.class_index]:<12} {100 * d.prob:6.2f}%  {boxes}")
-    print(f"wrote {out}")
+    print(picked.prep.line(picked.name))
+    print("\n".join(_lines(found, picked.name, run.classes, args.width)))
+    print(wrote(out, existed))
     return 0
+
+
+def _lines(found, name: str, classes: list[str], width: int | None) -> list[str]:
+    """The search in one line (the image's name on a line of its own when they do not fit in
+    `width`), then a detection a line: in `width` columns a table under a header, else each box
+    after its name."""
+    h, w = found.size
+    search = (f"{h}x{w} px, {found.grid[0]}x{found.grid[1]} windows of {found.window[0]}x"
+              f"{found.window[1]} every {found.stride} px, {len(found.detections)} detection(s) "
+              f"in {1000 * found.seconds:.0f} ms")  # fmt: skip
+    head = f"{name}: {search}"
+    lines = [head] if width is None or len(head) <= width else [f"{name}:", f"  {search}"]
+    if width is None:
+        for d in found.detections:
+            boxes = "  ".join(f"{m} {_box(d.box(m))}" for m in METHODS)
+            lines.append(f"  {classes[d.class_index]:<12} {100 * d.prob:6.2f}%  {boxes}")
+        return lines
+    rows = [(classes[d.class_index], f"{100 * d.prob:.2f}%", *(_box(d.box(m)) for m in METHODS))
+            for d in found.detections]  # fmt: skip
+    if rows:
+        lines += ["  " + line for line in table(("class", "prob", *METHODS), rows, {1}, width)]
+    return lines
 
 
 def _box(b) -> str:

@@ -3,16 +3,23 @@
 Examples:
   ninlab models
   ninlab models --num-classes 100
+  ninlab models --wide
+  ninlab models --json
 """
 
 from __future__ import annotations
 
-from ninlab.cli.options import check_num_classes
+import json
+
+from ninlab.cli.options import add_json, add_wide, check_num_classes
 from ninlab.models import create_model, list_models, model_description
+from ninlab.text import table
 
 
 def add_arguments(p) -> None:
     p.add_argument("--num-classes", type=int, default=10, help="classes to build each model for")
+    add_wide(p)
+    add_json(p)
 
 
 def run(args) -> int:
@@ -21,10 +28,13 @@ def run(args) -> int:
     for name in list_models():
         model = create_model(name, num_classes=args.num_classes)
         params = sum(p.numel() for p in model.parameters())
-        size = "x".join(map(str, model.default_input_size))
-        rows.append((name, f"{params:,}", size, model_description(name)))
+        rows.append({"model": name, "parameters": params, "input": list(model.default_input_size),
+                     "description": model_description(name)})  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    cells = [(r["model"], f"{r['parameters']:,}", "x".join(map(str, r["input"])),
+              r["description"]) for r in rows]  # fmt: skip
     header = ("model", "parameters", "input", "description")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
-    for r in [header, *rows]:
-        print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+    print("\n".join(table(header, cells, right={1}, width=args.width, wrap_column=3)))
     return 0

@@ -6,7 +6,9 @@ import argparse
 import json
 
 from ninlab.data import DATASETS
+from ninlab.data.images import CHOICES
 from ninlab.errors import NinlabError
+from ninlab.text import WIDTH
 
 
 def at_least(low: int):
@@ -75,6 +77,38 @@ def add_native(p) -> None:
                    "(models with a pooling head)")  # fmt: skip
 
 
+def add_preparation(p) -> None:
+    """--invert and --trim: how an image file is made like the run's training images (see
+    ninlab.data.images.read_file)."""
+    add_invert(p)
+    p.add_argument(
+        "--trim",
+        choices=CHOICES,
+        default="auto",
+        help="cut the image to its object, padded to fill the frame as the training items do "
+        "(default auto: when they are items on one background)",
+    )
+
+
+def add_invert(p) -> None:
+    p.add_argument(
+        "--invert",
+        choices=CHOICES,
+        default="auto",
+        help="make the image dark-on-light or light-on-dark as the training images are "
+        "(default auto: invert when its border and theirs are on two sides of mid-grey)",
+    )
+
+
+def add_show(p) -> None:
+    p.add_argument(
+        "--show",
+        metavar="FILE",
+        help="write the model's input (the prepared image, before normalisation) as a PNG, "
+        "enlarged; for several images FILE-TAG.png",
+    )
+
+
 def add_limit(p, default: int | None = None) -> None:
     shown = f"default {default}" if default else "default all"
     p.add_argument(
@@ -113,6 +147,14 @@ def check_num_classes(n: int | None) -> None:
 
 def add_json(p) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+
+def add_wide(p) -> None:
+    """--wide sets args.width to None (every column, lines as long as they need); the default is
+    WIDTH (80 columns: long headers and names wrap, secondary columns are left out)."""
+    p.add_argument("--wide", dest="width", action="store_const", const=None, default=WIDTH,
+                   help=f"every column, one line per row however wide (default: fit {WIDTH} "
+                   "columns)")  # fmt: skip
 
 
 def json_object(text: str) -> dict:

@@ -16,11 +16,10 @@ Examples:
 
 from __future__ import annotations
 
-import textwrap
-
 from ninlab.cli.options import add_limit, add_out, add_run_inputs, at_least
-from ninlab.files import writable_file
+from ninlab.files import writable_file, wrote
 from ninlab.runs import load_run
+from ninlab.text import fill
 from ninlab.viz.report import build_report
 
 
@@ -39,14 +38,13 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     run = load_run(args.run_dir, args.weights)
     out = writable_file(args.out or run.path / "report.html")  # before minutes of work
+    existed = out.exists()
     data = run.dataset(args.data_dir)
-    report = build_report(run, data, limit=args.limit, gallery=args.gallery)
+    report = build_report(run, data, limit=args.limit, gallery=args.gallery, progress=True)
     out = report.write(out)
-    print(
-        f"{run.config.model} ({run.weights.name}) on {report.images:,} {data.name} test "
-        f"images: accuracy {100 * report.accuracy:.2f}%"
-    )
+    print(fill(f"{run.config.model} ({run.weights.name}) on {report.images:,} {data.name} test "
+               f"images: accuracy {100 * report.accuracy:.2f}%", indent="  "))  # fmt: skip
     sparsity = f"sparsity: {report.sparsity.words()} (claim 24: {report.sparsity.verdict})"
-    print(textwrap.fill(sparsity, 100, subsequent_indent="  "))
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    print(fill(sparsity, indent="  "))
+    print(f"{wrote(out, existed)} ({out.stat().st_size / 1024:.0f} KiB)")
     return 0

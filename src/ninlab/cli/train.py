@@ -1,7 +1,7 @@
 """Train a model (default: nin_fast on Fashion-MNIST) and write a run directory.
 
 Each epoch shows a progress bar (loss, images/s, ETA) and ends with one line:
-  Epoch [k/N], Train Loss: 0.3833, Test Loss: 0.3757, Acc: 85.74%  (41.2 s, 1,530 img/s)
+  Epoch [k/N], Train Loss: 0.3833, Test Loss: 0.3757, Acc: 85.74%  (41.2 s)
 The run directory (--out, default runs/MODEL-DATASET-TIME) gets config.json, metrics.csv,
 metrics.jsonl, curves.png, best/final.safetensors and checkpoint.pt. Ctrl-C or SIGTERM writes a
 checkpoint and tells how to resume; a run killed outright (kill -9, a power cut) resumes from its
@@ -30,6 +30,7 @@ Examples:
   ninlab train
   ninlab train --data ~/photos --epochs 3 --out runs/photos
   ninlab train --epochs 1 --limit-train 2000 --out /tmp/r
+  ninlab train --recipe seed --epochs 1 --limit-train 256 --limit-test 500   # a quick look
   ninlab train --nproc 2 --epochs 1 --limit-train 2000 --out /tmp/ddp
   ninlab train --device cuda --precision bf16 --compile
   ninlab train --recipe long --out runs/long
@@ -47,8 +48,9 @@ from ninlab.train import PRECISIONS, RECIPES, TrainConfig, World, launch_local, 
 
 # options that set the config of a new run; --resume takes the saved one instead
 CONFIG_OPTIONS = ("recipe", "model", "dataset", "epochs", "batch_size", "lr", "optimizer", "seed",
-                  "limit_train", "out", "precision", "compile", "deterministic", "sync_bn",
-                  "dist_timeout", "image_size", "image_mode", "fit", "val_split")  # fmt: skip
+                  "limit_train", "limit_test", "out", "precision", "compile", "deterministic",
+                  "sync_bn", "dist_timeout", "image_size", "image_mode", "fit",
+                  "val_split")  # fmt: skip
 
 
 def add_arguments(p) -> None:
@@ -96,6 +98,8 @@ def add_arguments(p) -> None:
                    help="seconds a process waits for the others (default 300)")  # fmt: skip
     p.add_argument("--threads", type=at_least(1), help="CPU threads per process (default: cores)")
     p.add_argument("--limit-train", type=int, metavar="N", help="train on the first N images")
+    p.add_argument("--limit-test", type=int, metavar="N",
+                   help="test on the first N test images (default all)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATASET-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -3,9 +3,11 @@
 linear.py     linear_to_conv1x1, conv1x1_to_linear, fc_to_conv, conv1x1_as_matmul
 dense.py      convolutionalize -> DenseClassifier, check_sliding_window
 fuse.py       fold_batchnorm, fuse_linear_1x1 (and the pairwise fold_conv_bn, fuse_convs)
-export.py     export_onnx with dynamic height and width, onnx_max_diff
+export.py     PixelClassifier (uint8 pixels in), export_onnx with dynamic height and width,
+              onnx_max_diff
 measure.py    images_per_second
-inference.py  for_inference, save/load_converted, and on a run: convert_run, export_run
+inference.py  for_inference, save/load_converted, load_converted_run (what `ninlab.runs.load_run`
+              gives for a converted file), and on a loaded run: convert_run, export_run
 """
 
 from ninlab.convert.dense import (
@@ -14,16 +16,27 @@ from ninlab.convert.dense import (
     check_sliding_window,
     convolutionalize,
 )
-from ninlab.convert.export import export_onnx, onnx_max_diff
-from ninlab.convert.fuse import fold_batchnorm, fold_conv_bn, fuse_convs, fuse_linear_1x1, fuse_pair
+from ninlab.convert.export import PixelClassifier, export_onnx, onnx_max_diff
+from ninlab.convert.fuse import (
+    fold_batchnorm,
+    fold_conv_bn,
+    fuse_convs,
+    fuse_linear_1x1,
+    fuse_pair,
+    unfused_1x1,
+)
 from ninlab.convert.inference import (
     Conversion,
+    ConvertedClassifier,
     ConvertReport,
+    ExportReport,
     convert_model,
     convert_run,
     export_run,
     for_inference,
     load_converted,
+    load_converted_run,
+    onnx_metadata,
     save_converted,
 )
 from ninlab.convert.linear import (
@@ -38,7 +51,10 @@ from ninlab.convert.measure import images_per_second
 __all__ = [
     "Conversion",
     "ConvertReport",
+    "ConvertedClassifier",
     "DenseClassifier",
+    "ExportReport",
+    "PixelClassifier",
     "SlidingWindowCheck",
     "apply_linear_per_pixel",
     "check_sliding_window",
@@ -59,6 +75,9 @@ __all__ = [
     "images_per_second",
     "linear_to_conv1x1",
     "load_converted",
+    "load_converted_run",
     "onnx_max_diff",
+    "onnx_metadata",
     "save_converted",
+    "unfused_1x1",
 ]

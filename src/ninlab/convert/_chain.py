@@ -1,9 +1,9 @@
 """The layers of a model in the order they run, for models built from nn.Sequential.
 
 A model is read as one chain when it is an nn.Sequential, has a `layers` Sequential (a
-DenseClassifier), or has `features` and `head` Sequentials with forward(x) = head(features(x))
-(every ninlab classifier). Nested Sequentials are opened up; any other module is one opaque
-step of the chain.
+DenseClassifier) or a `dense` DenseClassifier (a ConvertedClassifier), or has `features` and
+`head` Sequentials with forward(x) = head(features(x)) (every ninlab classifier). Nested
+Sequentials are opened up; any other module is one opaque step of the chain.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def roots(model: nn.Module) -> list[tuple[str, nn.Sequential]]:
         return [("", model)]
     if isinstance(getattr(model, "layers", None), nn.Sequential):  # a DenseClassifier
         return [("layers.", model.layers)]
+    if isinstance(getattr(getattr(model, "dense", None), "layers", None), nn.Sequential):
+        return [("dense.layers.", model.dense.layers)]  # a ConvertedClassifier
     feats, head = getattr(model, "features", None), getattr(model, "head", None)
     if isinstance(feats, nn.Sequential) and isinstance(head, nn.Sequential):
         return [("features.", feats), ("head.", head)]

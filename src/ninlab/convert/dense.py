@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ninlab.analysis import working_sizes
 from ninlab.convert._chain import Slot, chain
 from ninlab.convert.linear import fc_to_conv, linear_to_conv1x1
 from ninlab.models.layers import ELEMENTWISE, GlobalAvgPool, pair
@@ -58,6 +59,15 @@ class DenseClassifier(nn.Module):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of the grid: the original logits on the default size, else the crops' mean."""
         return self(x).mean(dim=(2, 3))
+
+    def smallest_side(self) -> int:
+        """The smallest square input side whose grid is at least 1x1; below it PyTorch raises
+        and onnxruntime returns an empty grid. Found once, from shapes alone, by
+        `ninlab.analysis.working_sizes` (a bisection up to the default side)."""
+        if not hasattr(self, "_smallest_side"):
+            c, h, _ = self.default_input_size
+            self._smallest_side = (working_sizes(self, c, limit=h) or (h, h))[0]
+        return self._smallest_side
 
     def class_maps(self, x: torch.Tensor) -> torch.Tensor:
         """Scores before the window average: (N, K, h', w') at the stride of the conv stack.

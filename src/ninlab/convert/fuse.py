@@ -138,6 +138,34 @@ def fuse_linear_1x1(model: nn.Module) -> tuple[nn.Module, list[tuple[str, str]]]
     return model, done
 
 
+def unfused_1x1(model: nn.Module) -> list[tuple[str, str]]:
+    """Why each plain 1x1 conv of `model` composes with nothing before it: [(its name, what the
+    nearest step before it, past Identity and Dropout, is)], the step's type ("ReLU", say), or
+    "input" when the 1x1 conv opens its chain.
+
+    A 1x1 conv fuses only with a conv right before it (`fuse_linear_1x1`); run on that
+    function's output, this lists every 1x1 conv left and the layer that kept it apart. In a NiN
+    a ReLU follows every conv, so each 1x1 conv follows a ReLU and nothing fuses.
+    """
+    found = []
+    for slots in _chains(model):
+        for i, slot in enumerate(slots):
+            if not (isinstance(slot.module, nn.Conv2d) and _is_plain_1x1(slot.module)):
+                continue
+            j = i - 1
+            while j >= 0 and isinstance(slots[j].module, _PASS):
+                j -= 1
+            if j < 0:
+                found.append((slot.name, "input"))
+            elif not _fusable(slots[j].module, slot.module):
+                before = slots[j].module
+                kind = type(before).__name__
+                if isinstance(before, nn.Conv2d):  # grouped, or padded other than with zeros
+                    kind = f"{kind} with groups {before.groups}, {before.padding_mode} padding"
+                found.append((slot.name, kind))
+    return found
+
+
 def fuse_pair(model: nn.Module, first: str, second: str) -> nn.Module:
     """A copy in eval mode with the convs named `first` and `second` fused (`fuse_convs`).
 

@@ -1,17 +1,25 @@
-"""A trained run made ready for inference: convolutionalized, batch norm folded, linear 1x1 convs
+"""Models ready for inference: convolutionalized, batch norm folded, linear 1x1 convs
 fused, checked against the original, saved as safetensors or exported to ONNX.
 
-for_inference     model -> (DenseClassifier, Conversion)
-save_converted    safetensors whose metadata says what was done and holds the run's config
-load_converted    the model back from that file
-convert_run       a run directory -> converted, checked, timed and saved (`ninlab convert`)
-convert_model     the same for a model named without a run (`ninlab convert --model SPEC`)
-export_run        a run directory -> converted ONNX, checked with onnxruntime (`ninlab export`)
+for_inference       model -> (DenseClassifier, Conversion)
+save_converted      safetensors whose metadata says what was done and holds the run's config
+load_converted      the model back from that file
+load_converted_run  that file as its run's classifier, with the run's config (what
+                    `ninlab.runs.load_run` gives for it, so that predict and eval take it)
+convert_run         a run -> converted, checked, timed and saved (`ninlab convert`)
+convert_model       the same for a model named without a run (`ninlab convert --model SPEC`)
+export_run          a run -> ONNX that takes uint8 pixels and carries its meaning in its
+                    metadata, checked with onnxruntime (`ninlab export`)
+
+The functions on a run take a `ninlab.runs.Run` (from `load_run`), not its directory: `runs`
+reads converted files through this module, so this module does not import `runs`.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -21,14 +29,14 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from ninlab.convert.dense import DenseClassifier, convolutionalize
-from ninlab.convert.export import export_onnx, onnx_max_diff
-from ninlab.convert.fuse import fold_batchnorm, fuse_linear_1x1
+from ninlab.convert.export import PixelClassifier, export_onnx, onnx_max_diff
+from ninlab.convert.fuse import fold_batchnorm, fuse_linear_1x1, unfused_1x1
 from ninlab.convert.measure import images_per_second
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write, writable_file
 from ninlab.models import create_model, load_model
-from ninlab.runs import load_run
 from ninlab.train import TrainConfig
+from ninlab.version import __version__
 
 FORMAT = "ninlab.convert.for_inference"
 ONNX_TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| for an export to count as faithful
@@ -42,17 +50,75 @@ class Conversion:
     stride: int  # pixels between cells of the score grid
     folded: list[tuple[str, str]] = field(default_factory=list)  # (conv, bn) pairs
     fused: list[tuple[str, str]] = field(default_factory=list)  # (conv, 1x1 conv) pairs
+    unfused: list[tuple[str, str]] = field(default_factory=list)  # (1x1 conv, what precedes it)
+
+    def fused_text(self) -> str:
+        """ "fused conv pairs: N", and when N is 0 why, from `unfused`: "(each of the 3 1x1
+        convs follows a ReLU, not a conv)"."""
+        text = f"fused conv pairs: {len(self.fused)}"
+        if self.fused:
+            return text
+        if not self.unfused:
+            return f"{text} (the model has no 1x1 conv to fuse)"
+        kinds = Counter(kind for _, kind in self.unfused)
+        mixed = len(kinds) > 1
+        what = " or ".join(
+            ("its chain's input" if k == "input" else f"a {k}") + (f" ({n})" if mixed else "")
+            for k, n in kinds.most_common()
+        )
+        n = len(self.unfused)
+        which = "the one 1x1 conv follows" if n == 1 else f"each of the {n} 1x1 convs follows"
+        return f"{text} ({which} {what}, not a conv)"
 
 
 def for_inference(
     model: nn.Module, input_shape: tuple[int, int, int] | None = None
 ) -> tuple[DenseClassifier, Conversion]:
     """convolutionalize, then fold_batchnorm, then fuse_linear_1x1: one fully convolutional,
-    batch-norm-free model whose 1x1 grid on `input_shape` equals the original logits."""
+    batch-norm-free model whose 1x1 grid on `input_shape` equals the original logits. The
+    Conversion also says what kept each 1x1 conv left from fusing (`unfused_1x1`)."""
     dense = convolutionalize(model, input_shape)
     dense, folded = fold_batchnorm(dense)
     dense, fused = fuse_linear_1x1(dense)
-    return dense, Conversion(dense.default_input_size, dense.stride, folded, fused)
+    unfused = unfused_1x1(dense)
+    return dense, Conversion(dense.default_input_size, dense.stride, folded, fused, unfused)
+
+
+class ConvertedClassifier(nn.Module):
+    """A converted model as the classifier it was converted from: (N, C, H, W) -> logits
+    (N, K), the mean of its score grid (on the training size the grid is 1x1: the original
+    logits; on a larger image, the mean over its crops).
+
+    An input smaller than `DenseClassifier.smallest_side` is refused with one sentence (the
+    grid would be empty).
+    """
+
+    any_input_size = True  # every side from the smallest on gives a grid (`Run.check_native`)
+
+    def __init__(self, dense: DenseClassifier, model_name: str):
+        super().__init__()
+        self.dense = dense
+        self.model_name = f"{model_name} (converted)"
+        self.default_input_size = dense.default_input_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (h, w), side = x.shape[-2:], self.dense.smallest_side()
+        if min(h, w) < side:
+            s = self.default_input_size[-1]
+            raise NinlabError(
+                f"{self.model_name} cannot run on a {h}x{w} input: it takes inputs of {side} px "
+                f"or more a side ({s} by default); resize the images to {s} px first."
+            )
+        return self.dense.logits(x)  # N x K
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """None to give: the verbs that look inside (features, cam, report) ask for it first, and
+        get one sentence instead of a missing attribute deep in torch."""
+        raise NinlabError(
+            f"{self.model_name} has no stages to look inside (its layers were rewritten); pass "
+            "the run directory it was converted from."
+        )
 
 
 def save_converted(
@@ -83,28 +149,49 @@ def load_converted(path: str | Path) -> tuple[DenseClassifier, TrainConfig | Non
     except (SafetensorError, OSError) as e:
         raise NinlabError(f"{path} cannot be read as safetensors ({e}).") from None
     if meta.get("format") != FORMAT:
-        raise NinlabError(f"{path} was not written by `ninlab convert`; convert the run first.")
-    size = tuple(json.loads(meta["conversion"])["input_size"])
-    if "config" in meta:
-        config = TrainConfig.from_dict(json.loads(meta["config"]))
-        model = create_model(config.model, num_classes=len(config.classes), in_chans=size[0])
-    else:
-        config, source = None, json.loads(meta["source"])
-        model = load_model(source["model"], source["kwargs"])
-    dense, _ = for_inference(model, size)
-    dense.load_state_dict(state)
+        raise NinlabError(
+            f"{path} was not written by `ninlab convert`; pass a run directory, or convert the "
+            "run first."
+        )
+    try:  # ValueError: not JSON; KeyError, TypeError: fields missing or of the wrong type
+        size = tuple(json.loads(meta["conversion"])["input_size"])
+        if "config" in meta:
+            config = TrainConfig.from_dict(json.loads(meta["config"]))
+            model = create_model(config.model, num_classes=len(config.classes), in_chans=size[0])
+        else:
+            config, source = None, json.loads(meta["source"])
+            model = load_model(source["model"], source["kwargs"])
+        dense, _ = for_inference(model, size)
+        dense.load_state_dict(state)
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        why = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise NinlabError(f"{path} is damaged ({why}); convert the run again.") from None
     return dense.eval(), config
 
 
-def _converted_run(run_dir: str | Path, weights: str, out: Path):
-    """(run, converted model, conversion), after checking that `out` can be written."""
-    writable_file(out)
-    run = load_run(run_dir, weights)
+def load_converted_run(path: str | Path) -> tuple[ConvertedClassifier, TrainConfig]:
+    """A file written by `ninlab convert RUN_DIR` as the classifier of that run (logits from the
+    converted model, `ConvertedClassifier`) and the run's config: what `ninlab.runs.load_run`
+    returns for such a file, so that `predict` and `eval` take it in place of the run."""
+    dense, config = load_converted(path)
+    if config is None:
+        raise NinlabError(
+            f"{path} was converted from a model named without a run, so it has no classes or "
+            "normalisation; convert a run (`ninlab convert RUN_DIR --out FILE`) to use it here."
+        )
+    return ConvertedClassifier(dense, config.model).eval(), config
+
+
+def _for_inference(run) -> tuple[DenseClassifier, Conversion]:
+    """`for_inference` of a run's model at its training size, as one sentence when it fails."""
+    if isinstance(run.model, ConvertedClassifier):
+        raise NinlabError(
+            f"{run.weights} is converted already; convert the run directory it came from."
+        )
     try:
-        dense, conversion = for_inference(run.model, run.input_shape)
+        return for_inference(run.model, run.input_shape)
     except ValueError as e:
         raise NinlabError(str(e)) from None
-    return run, dense, conversion
 
 
 @dataclass
@@ -124,24 +211,22 @@ class ConvertReport:
         c = self.conversion
         return [
             f"model {self.source}, input {'x'.join(map(str, c.input_size))}",
-            f"folded batch norm: {len(c.folded)} pairs; fused conv pairs: {len(c.fused)}; score "
-            f"grid stride {c.stride} px",
-            f"check: max |converted - original| = {self.max_diff:.2e} on {self.batch_size} random "
-            f"N(0,1) inputs (largest |logit| {self.largest_logit:.2e})",
+            f"folded batch norm: {len(c.folded)} pairs; score grid stride {c.stride} px",
+            c.fused_text(),
+            f"check: max |converted - original| = {self.max_diff:.2e} on {self.batch_size} random",
+            f"  N(0,1) inputs (largest |logit| {self.largest_logit:.2e})",
             f"speed: {self.before:,.0f} -> {self.after:,.0f} images/s "
             f"({self.after / self.before:.2f}x), batch {self.batch_size}, "
             f"{torch.get_num_threads()} threads",
-            f"wrote {self.out}",
         ]
 
 
-def convert_run(
-    run_dir: str | Path, out: str | Path, weights: str = "best", batch_size: int = 64, seed: int = 0
-) -> ConvertReport:
-    """Convert a run's model for inference, check its logits and time both models on the same
-    `batch_size` random N(0, 1) inputs (seeded), and save the converted weights to `out`."""
-    out = Path(out)
-    run, dense, conversion = _converted_run(run_dir, weights, out)
+def convert_run(run, out: str | Path, batch_size: int = 64, seed: int = 0) -> ConvertReport:
+    """Convert a run's model (a `ninlab.runs.Run`) for inference, check its logits and time both
+    models on the same `batch_size` random N(0, 1) inputs (seeded), and save the converted
+    weights to `out`."""
+    out = writable_file(out)
+    dense, conversion = _for_inference(run)
     report = _check_and_time(run.model, dense, conversion, out, batch_size, seed)
     save_converted(dense, out, conversion, run.config)
     return replace(report, source=f"{run.config.model} from {run.weights}")
@@ -157,8 +242,7 @@ def convert_model(
     """`convert_run` for a model named without a run, as `ninlab.models.load_model` built it
     (its spec is saved, to build it again in `load_converted`), with its own weights, at
     `input_shape` (default: the model's `default_input_size`)."""
-    out = Path(out)
-    writable_file(out)
+    out = writable_file(out)
     spec = getattr(model, "model_name", type(model).__name__)
     input_shape = input_shape or getattr(model, "default_input_size", None)
     if input_shape is None:
@@ -187,28 +271,100 @@ def _check_and_time(model, dense, conversion, out, batch_size, seed) -> ConvertR
                          after)  # fmt: skip
 
 
-def export_run(
-    run_dir: str | Path, out: str | Path, weights: str = "best", batch_size: int = 2, seed: int = 0
-) -> list[tuple[tuple[int, ...], float]] | None:
-    """Export a run's converted model to ONNX (dynamic N, H, W) and compare onnxruntime with
-    PyTorch on a batch at the training size and on one larger image: [(input shape, max
-    |difference|)], or None when onnxruntime is not installed. A difference above
+def onnx_metadata(config: TrainConfig, dense: DenseClassifier) -> dict[str, str]:
+    """The metadata_props of a run's ONNX export: what a program needs to feed it and read it,
+    as JSON values (or plain text for the two descriptions)."""
+    c, h, w = dense.default_input_size
+    low = dense.smallest_side()
+    return {
+        "model": config.model,
+        "dataset": config.dataset,
+        "classes": json.dumps(list(config.classes)),
+        "channels": json.dumps(c),
+        "input_size": json.dumps([h, w]),
+        "min_input_size": json.dumps([low, low]),
+        "input_dtype": "uint8",
+        "input_range": json.dumps([0, 255]),
+        "mean": json.dumps(list(config.mean)),
+        "std": json.dumps(list(config.std)),
+        "tta_flip": json.dumps(config.tta_flip),
+        "stride": json.dumps(dense.stride),
+        "ninlab_version": __version__,
+        "input": "images: uint8 pixels 0-255, N x channels x H x W (channels in the training "
+        "images' order), H and W at least min_input_size; the graph normalises them itself: "
+        "(x / 255 - mean) / std per channel",
+        "outputs": "logits: N x classes, the mean of the score grid (averaged with the mirror "
+        "image's when tta_flip); scores: N x classes x h x w, one row of scores per crop of "
+        "input_size, every stride pixels",
+    }
+
+
+@dataclass
+class ExportReport:
+    """What `export_run` wrote and checked, in this process."""
+
+    source: str  # what was exported: "nin_fast from runs/x/best.safetensors"
+    out: Path
+    metadata: dict[str, str]  # the ONNX file's metadata_props (`onnx_metadata`)
+    checks: list[tuple[tuple[int, ...], float]] | None  # (input shape, max |ORT - PyTorch|)
+
+    def lines(self) -> list[str]:
+        m = {k: json.loads(self.metadata[k]) for k in
+             ("classes", "channels", "input_size", "min_input_size", "mean", "std", "tta_flip",
+              "stride")}  # fmt: skip
+        (h, w), low, k = m["input_size"], m["min_input_size"][0], len(m["classes"])
+        mean, std = (", ".join(f"{v:.4g}" for v in m[key]) for key in ("mean", "std"))
+        flip = ", averaged with the mirror image's" if m["tta_flip"] else ""
+        lines = [
+            f"model {self.source}",
+            f'input "images": uint8 pixels 0-255, N x {m["channels"]} x H x W, H and W >= {low}',
+            f"  ({h}x{w} as trained); the graph normalises them: (x / 255 - mean) / std,",
+            f"  mean {mean}, std {std}",
+            f'output "logits": N x {k}, the mean of "scores"{flip};',
+            f'  "scores": N x {k} x h x w, one per {h}x{w} crop, every {m["stride"]} px',
+        ]
+        lines += textwrap.wrap(
+            "metadata_props: " + ", ".join(self.metadata), 80, subsequent_indent="  "
+        )
+        if self.checks is None:
+            lines.append("onnxruntime is not installed (pip install ninlab[onnx]): check skipped")
+        else:
+            lines += [f"onnxruntime vs PyTorch on {'x'.join(map(str, shape))}: max |difference| "
+                      f"= {diff:.2e}" for shape, diff in self.checks]  # fmt: skip
+            lines.append(f"outputs equal to {ONNX_TOLERANCE:g} on both sizes")
+        return lines
+
+
+def export_run(run, out: str | Path, batch_size: int = 2, seed: int = 0) -> ExportReport:
+    """Export a run (a `ninlab.runs.Run`, also one loaded from a `ninlab convert` file) to ONNX
+    as a `PixelClassifier`: input "images", uint8 pixels (N, C, H, W) with N, H, W dynamic;
+    outputs "logits" (N, K) and "scores" (N, K, h, w); the run's classes, mean, std, input
+    sizes and more in the metadata (`onnx_metadata`).
+
+    When onnxruntime is installed, its outputs are compared with PyTorch's on `batch_size`
+    random images at the training size and on one larger image (seeded); a difference above
     ONNX_TOLERANCE raises NinlabError."""
-    out = Path(out)
-    run, dense, _ = _converted_run(run_dir, weights, out)
-    export_onnx(dense, out, run.input_shape)
+    out = writable_file(out)
+    if isinstance(run.model, ConvertedClassifier):
+        dense = run.model.dense
+    else:
+        dense, _ = _for_inference(run)
+    cfg = run.config
+    model = PixelClassifier(dense, cfg.mean, cfg.std, cfg.tta_flip).eval()
+    meta = onnx_metadata(cfg, dense)
+    export_onnx(model, out, run.input_shape, torch.uint8, ("logits", "scores"), meta)
     g = torch.Generator().manual_seed(seed)
     c, h, w = run.input_shape
     inputs = [
-        torch.randn(batch_size, c, h, w, generator=g),
-        torch.randn(1, c, h + 2 * dense.stride, w + 3, generator=g),
+        torch.randint(0, 256, (batch_size, c, h, w), generator=g, dtype=torch.uint8),
+        torch.randint(0, 256, (1, c, h + 2 * dense.stride, w + 3), generator=g, dtype=torch.uint8),
     ]
-    diffs = onnx_max_diff(out, dense, inputs)
-    if diffs is None:
-        return None
-    if max(diffs) > ONNX_TOLERANCE:
+    diffs = onnx_max_diff(out, model, inputs)
+    if diffs is not None and max(diffs) > ONNX_TOLERANCE:
         raise NinlabError(
             f"onnxruntime differs from PyTorch by {max(diffs):.2e} > {ONNX_TOLERANCE:g}; the "
             "export is not faithful, please report it."
         )
-    return [(tuple(x.shape), d) for x, d in zip(inputs, diffs, strict=True)]
+    shapes = [tuple(x.shape) for x in inputs]
+    checks = None if diffs is None else list(zip(shapes, diffs, strict=True))
+    return ExportReport(f"{cfg.model} from {run.weights}", out, meta, checks)

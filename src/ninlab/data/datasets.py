@@ -11,6 +11,7 @@ Files in a directory the user names are checked for format only, so a user may b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -169,6 +170,7 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 def get_spec(name: str) -> DatasetSpec:
+    """The built-in data set `name` (a key of DATASETS), or one NinlabError listing them."""
     if name not in DATASETS:
         raise NinlabError(
             f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}, or pass a folder "
@@ -229,7 +231,9 @@ def _find_file(spec: DatasetSpec, fname: str, dirs: list[tuple[Path, bool]]):
 
 
 def _download(url: str, dest: Path) -> None:
-    """Stream `url` to `dest` through a temporary file in the same folder, then rename."""
+    """Stream `url` to `dest` through a temporary file in the same folder, then rename. A failed
+    download leaves no folder behind that it created."""
+    made = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # deepest first
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
     try:
@@ -239,6 +243,10 @@ def _download(url: str, dest: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if not dest.exists():
+            for d in made:
+                with contextlib.suppress(OSError):  # not empty: another file lives there
+                    d.rmdir()
 
 
 def download(spec: DatasetSpec) -> list[str]:

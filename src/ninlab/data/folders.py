@@ -35,7 +35,6 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from ninlab.data.dataset import Dataset
 from ninlab.data.images import (
@@ -50,6 +49,8 @@ from ninlab.data.images import (
 )
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write, write_text
+from ninlab.progress import bar as progress_bar
+from ninlab.text import fill
 
 VERSION = 1  # of the cache's layout and of the decoding: a change re-reads every folder
 TEST_DIRS = ("test", "val")
@@ -205,8 +206,7 @@ def _decode(job: tuple[str, str, int, str]) -> bytes | str:
 def _map(fn: Callable, jobs: Sequence, desc: str, progress: bool) -> list:
     """fn over jobs with a progress bar. The first few run here; the rest go to a pool of
     processes when, at that pace, they would take longer than starting the pool (~2 s)."""
-    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=None if progress else True,
-               leave=False, dynamic_ncols=True)  # fmt: skip
+    bar = progress_bar(len(jobs), desc, "img", progress)
     with bar:
         out, t0 = [], time.perf_counter()
         for job in jobs[:PROBE]:
@@ -331,7 +331,8 @@ def _decode_all(census: Census, options: FolderOptions, key: str, progress: bool
     labels = torch.tensor([label_of[p] for p in files], dtype=torch.int64)
     if log:
         took = time.perf_counter() - t0
-        log(f"decoded {len(files):,} images of {layout.root} in {took:.1f} s; cached in {path}")
+        log(fill(f"decoded {len(files):,} images of {layout.root} in {took:.1f} s; cached in "
+                 f"{path}", indent="  "))  # fmt: skip
     meta = {"files": json.dumps(files), "bad": json.dumps(bad)}
     _write_cache(path, lambda tmp: save_file({"images": images, "labels": labels}, tmp, meta))
     if bad:
@@ -362,8 +363,9 @@ def _load(root, options, log, progress):
         log(describe(root, len(files), len(layout.classes), options, why))
         if bad:
             shown = ", ".join(list(bad)[:3]) + (", ..." if len(bad) > 3 else "")
-            log(f"skipped {len(bad):,} unreadable file{'s' * (len(bad) > 1)} ({shown});\n"
-                f"  the list with reasons: {cache.with_suffix('.skipped.txt')}")  # fmt: skip
+            log(fill(f"skipped {len(bad):,} unreadable file{'s' * (len(bad) > 1)} ({shown}); "
+                     f"the list with reasons: {cache.with_suffix('.skipped.txt')}",
+                     indent="  "))  # fmt: skip
     split_of = dict(zip(layout.paths, layout.splits, strict=True)) if layout.splits else None
     test = _test_mask(labels, files, split_of, options)
     _check_classes(layout, labels, test, bad, log)
@@ -386,13 +388,15 @@ def _load(root, options, log, progress):
 
 
 def describe(root, n: int, classes: int, options: FolderOptions, why: dict) -> str:
-    """How the images were prepared, and why (the defaults the census chose): two lines."""
+    """How the images were prepared, and why (the defaults the census chose): two sentences,
+    each wrapped to 80 columns."""
     s, mode = options.image_size, options.image_mode
     reasons = [f"{s} px: {why['image_size']}"] if "image_size" in why else []
     reasons += [f"{mode}: {why['image_mode']}"] if "image_mode" in why else []
     fit = "padded" if options.fit == "pad" else "centre-cropped"
     line = f"{n:,} images of {classes} classes in {root}, read as {s}x{s} {mode} {fit} to a square"
-    return line + (f"\n  ({'; '.join(reasons)})" if reasons else "")
+    why = f"({'; '.join(reasons)})"
+    return fill(line, indent="  ") + (f"\n{fill(why, first='  ', indent='   ')}" if reasons else "")
 
 
 def _test_mask(labels, files, split_of, options: FolderOptions) -> torch.Tensor:
@@ -422,7 +426,8 @@ def _check_classes(layout: Layout, labels, test, bad, log) -> None:
             )
     small = [f"{c} ({n})" for c, n in zip(layout.classes, counts, strict=True) if n < FEW]
     if small and log:
-        log(f"warning: few training images in {', '.join(small)}; their accuracy means little.")
+        log(fill(f"warning: few training images in {', '.join(small)}; their accuracy means "
+                 "little.", indent="  "))  # fmt: skip
     if not int(test.sum()):
         raise NinlabError(
             f"{layout.root} leaves no test image (every class has fewer than 2 images); add "

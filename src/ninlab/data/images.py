@@ -13,12 +13,24 @@ and more pixels per byte of the file than any image reaches: 8 when the data are
 Pillow 13.0 reach 23,700 pixels per byte as lossless WebP, 16,300 as TIFF group 4, 7,900 as 1-bit
 PNG, 1,200 as GIF, 85 as JPEG. Found by bench/fuzz.py: one flipped bit in the header of a 766-byte
 raw TIFF claims 75 million pixels, which PIL decodes as zeros (1.2 s and 1.4 GB of memory).
+
+A photo shown to a trained model (`read_file`) may also be trimmed and inverted to look like the
+training images, as their `Look` measures it (`measure_look`):
+- trim: cut to its object (the pixels that differ from the border colour by more than
+  TRIM_TOLERANCE in some channel), then padded with the border colour to a square in which the
+  object's longer side takes the share of the side that it takes in the training images. The
+  makers of Fashion-MNIST trimmed each photo so (edges within 5% of the corner colour), then
+  resized its longer side to 28: an item there spans the whole frame, and one that spans 2/3 of
+  it, as a 200x200 item padded from a 300x200 photo does, is often another class;
+- invert: 255 - x, when the image's background (the brightness of its border colour) is on the
+  other side of mid-grey from the training images' background.
 """
 
 from __future__ import annotations
 
 import struct
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +49,11 @@ RAW = {("TIFF", "raw"), ("BMP", 0), ("BMP", 3)}  # (format, compression) of data
 # (TypeError from seek), a colour map of signed bytes (OverflowError from array("B", ...))
 DAMAGED = (OSError, ValueError, SyntaxError, EOFError, struct.error, TypeError, OverflowError)
 GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+CHOICES = ("auto", "yes", "no")  # of invert and trim (--invert, --trim)
+MID_GREY = 127.5  # a background darker than this is "dark", else "light"
+TRIM_TOLERANCE = 12.75  # 5% of 255: how far from the border colour a pixel is part of the object
+LOOK_SAMPLE = 1000  # training images that `measure_look` reads
+LOOK_AGREE = 0.9  # the share of them whose background must be on one side of mid-grey
 
 
 def mode_of(pil_mode: str) -> str:
@@ -67,6 +84,117 @@ def border_colour(x: torch.Tensor) -> torch.Tensor:
     return frame.median(1).values
 
 
+def border_level(x: torch.Tensor) -> float:
+    """The brightness of a (C, H, W) image's background, 0-255: the mean over the channels of
+    its `border_colour`."""
+    return border_colour(x).float().mean().item()
+
+
+def polarity(level: float) -> str:
+    """ "dark" or "light": the side of mid-grey (127.5) of a background's brightness."""
+    return "dark" if level < MID_GREY else "light"
+
+
+def object_box(x: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom), right and bottom exclusive, of the pixels of a (C, H, W)
+    image that differ from its border colour by more than TRIM_TOLERANCE in some channel; None
+    when none do (a blank image)."""
+    on = (x.float() - border_colour(x).float()[:, None, None]).abs().amax(0) > TRIM_TOLERANCE
+    rows, cols = on.any(1).nonzero()[:, 0], on.any(0).nonzero()[:, 0]
+    if len(rows) == 0:
+        return None
+    return cols[0].item(), rows[0].item(), cols[-1].item() + 1, rows[-1].item() + 1
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a run's training images look, for a photo to be made like them (`read_file`)."""
+
+    background: str | None = None  # "dark" or "light"; None: they vary, or it is unknown
+    share: float | None = None  # median share of the frame that the object's longer side spans
+    source: str = "unknown"  # "training images", "config mean" or "unknown"
+
+
+def measure_look(images: torch.Tensor, sample: int = LOOK_SAMPLE) -> Look:
+    """The `Look` of the first `sample` of uint8 (N, C, H, W) training images. background: the
+    side of mid-grey of at least LOOK_AGREE of their border colours (`border_level`), else None
+    (natural photos, say). share: the median over images with an object of its longer side
+    (`object_box`) / the image's longer side. Fashion-MNIST: dark, 1.0 (996 of its first 1000
+    items span the frame); items in a 20 px box of 28, as MNIST's digits are: 20/28."""
+    x = images[:sample].float()  # N x C x H x W
+    frame = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], 2)
+    colour = frame.median(2).values  # N x C, `border_colour` of each image
+    dark = (colour.mean(1) < MID_GREY).float().mean().item()
+    background = "dark" if dark >= LOOK_AGREE else "light" if dark <= 1 - LOOK_AGREE else None
+    on = (x - colour[:, :, None, None]).abs().amax(1) > TRIM_TOLERANCE  # N x H x W
+    spans = torch.stack([_span(on.any(2)), _span(on.any(1))]).amax(0)  # N, in pixels
+    spans = spans[spans > 0].float() / max(x.shape[-2:])
+    share = spans.median().item() if len(spans) else None
+    return Look(background, share, "training images")
+
+
+def _span(on: torch.Tensor) -> torch.Tensor:
+    """(N, L) booleans -> (N,) last true index - first true index + 1 (0 when none is true)."""
+    n = on.shape[1]
+    first = on.int().argmax(1)
+    last = n - 1 - on.flip(1).int().argmax(1)
+    return torch.where(on.any(1), last - first + 1, 0)
+
+
+def look_from_mean(mean: list[float] | None) -> Look:
+    """A `Look` from a run's normalisation mean alone (its data set unread): the background is
+    "dark" below 0.35, "light" above 0.65 and unknown between (Fashion-MNIST 0.286, CIFAR-10
+    about 0.47: natural photos); the object's share is unknown."""
+    if not mean:
+        return Look()
+    m = sum(mean) / len(mean)
+    background = "dark" if m < 0.35 else "light" if m > 0.65 else None
+    return Look(background, None, "config mean")
+
+
+@dataclass
+class Preparation:
+    """How an image file became a model's input; `line` says it in one line."""
+
+    size: tuple[int, int]  # the file's width and height
+    mode: str  # the file's PIL mode ("RGB", "L", "P", "RGBA", ...)
+    out_size: tuple[int, int]  # width and height of the prepared image
+    out_mode: str  # "L" or "RGB"
+    fit: str  # a key of FIT_WORDS: how its shape was made the model's
+    background: float  # brightness of the file's border colour, 0-255 (`border_level`)
+    inverted: bool
+    why: str  # what decided the inversion: "light border", "--invert yes", ...
+    box: tuple[int, int, int, int] | None = None  # fit "trim": the object's pixels in the file
+
+    def line(self, name: str, width: int = 80) -> str:
+        """ "shoe.jpg: 300x200 RGB -> 28x28 L, cut to its object, inverted (light border)"
+        in at most `width` columns: the name is the file's; when the line would be wider, the
+        reason in brackets goes, then the name's end."""
+        (w, h), (ow, oh) = self.size, self.out_size
+        done = "inverted" if self.inverted else "not inverted"
+        head = f"{w}x{h} {self.mode} -> {ow}x{oh} {self.out_mode}, {FIT_WORDS[self.fit]}, "
+        name = Path(name).name
+        tail = f"{done} ({self.why})"
+        if len(name) + len(head) + len(tail) + 2 > width:
+            tail = done
+        room = width - len(head) - len(tail) - 2
+        shown = name if len(name) <= room else name[: max(room - 1, 1)] + "…"
+        return f"{shown}: {head}{tail}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+FIT_WORDS = {
+    "as is": "as is",
+    "own size": "at its own size",
+    "resized": "resized",
+    "pad": "padded to a square",
+    "crop": "centre square cut out",
+    "trim": "cut to its object",
+}
+
+
 def _decode(img: Image.Image) -> Image.Image:
     """The image decoded and turned upright by its EXIF orientation. Damaged data raises OSError,
     ValueError or SyntaxError: the other DAMAGED errors are raised as OSError, so that a caller
@@ -83,20 +211,36 @@ def _decode(img: Image.Image) -> Image.Image:
 def prepare(img: Image.Image, mode: str, size: int | None, fit: str = "pad") -> Image.Image:
     """An opened image as the models see it: mode "L" or "RGB", S x S (see the module doc);
     size None keeps the image's own size."""
-    if size:  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that still gives S x S or more
+    img = decode_as(img, mode, size)
+    return fit_square(img, size, fit) if size else img
+
+
+def decode_as(img: Image.Image, mode: str, size: int | None = None) -> Image.Image:
+    """An opened image decoded, upright and in mode "L" or "RGB", at its own size or, for a
+    JPEG when `size` is given, at the least of 1/2, 1/4 or 1/8 of it that is still S x S."""
+    if size:
         img.draft(mode, (size, size))
-    img = _to_mode(_decode(img), mode)
-    if not size:
-        return img
+    return _to_mode(_decode(img), mode)
+
+
+def fit_square(img: Image.Image, size: int, fit: str = "pad") -> Image.Image:
+    """A decoded image made S x S by `fit` ("pad" or "crop", see the module doc)."""
     w, h = img.size
     if fit == "crop":
         side = min(w, h)
         left, top = (w - side) // 2, (h - side) // 2
         return img.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side))
-    scale = size / max(w, h)
+    return _centre(img, size, border_colour(to_tensor(img)))
+
+
+def _centre(img: Image.Image, size: int, fill: torch.Tensor, share: float = 1.0) -> Image.Image:
+    """img scaled so that its longer side is `share` of S, centred on an S x S canvas of the
+    colour `fill` (C,)."""
+    scale = max(1, round(share * size)) / max(img.size)
+    w, h = img.size
     inner = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
-    fill = tuple(border_colour(to_tensor(img)).tolist())
-    canvas = Image.new(mode, (size, size), fill[0] if mode == "L" else fill)
+    colour = tuple(fill.tolist())
+    canvas = Image.new(img.mode, (size, size), colour[0] if img.mode == "L" else colour)
     canvas.paste(inner, ((size - inner.width) // 2, (size - inner.height) // 2))
     return canvas
 
@@ -150,6 +294,25 @@ def open_image(path: str | Path) -> Image.Image:
 
 def read_image(path: str | Path, mode: str, size: int | None, fit: str = "pad") -> torch.Tensor:
     """An image file prepared (see `prepare`) as uint8 (C, S, S)."""
+    return read_file(path, mode, size, fit)[0]
+
+
+def read_file(
+    path: str | Path,
+    mode: str,
+    size: int | None,
+    fit: str = "pad",
+    invert: str = "no",
+    trim: str = "no",
+    look: Look = Look(),
+) -> tuple[torch.Tensor, Preparation]:
+    """An image file as uint8 (C, S, S), made like the training images whose `Look` is `look`
+    (see the module doc), and how it was. `trim` and `invert` are "yes", "no" or "auto":
+    auto trims when the training images are items on one background (look.background known),
+    to look.share of the frame (yes: to their share, else the whole frame), and inverts when
+    the file's background is on the other side of mid-grey from theirs. Without either, the
+    image is `prepare`d; at its own size (size None) it is never trimmed, nor under auto when it
+    is S x S already (a test image saved as a PNG gives what the test image gives)."""
     path = Path(path)
     if path.is_dir():
         raise NinlabError(f"{path} is a folder; pass an image file.")
@@ -157,11 +320,51 @@ def read_image(path: str | Path, mode: str, size: int | None, fit: str = "pad") 
         raise NinlabError(f"image {path} does not exist.")
     img = open_image(path)
     try:
-        return to_tensor(prepare(img, mode, size, fit))
+        (w, h), pil_mode = img.size, img.mode
+        decoded = decode_as(img, mode, size)  # reads the EXIF first, so getexif cannot fail
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientation: turned a quarter
+            w, h = h, w
+        x = to_tensor(decoded)
+        # an image already S x S is taken as made like the training images, unless trim "yes"
+        done = decoded.size == (size, size) and trim != "yes"
+        share = _trim_share(trim, look) if size and not done else None
+        box = object_box(x) if share else None
+        if box and box != (0, 0, decoded.width, decoded.height):
+            out = to_tensor(_centre(decoded.crop(box), size, border_colour(x), share))
+            how, sx, sy = "trim", w / decoded.width, h / decoded.height  # a JPEG's draft: < 1
+            box = (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
+        else:
+            out, box = (to_tensor(fit_square(decoded, size, fit)) if size else x), None
+            square = "as is" if decoded.size == (size, size) else "resized"
+            how = "own size" if not size else square if decoded.width == decoded.height else fit
     except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data (see _decode)
         raise unreadable(path, e) from None
     finally:
         img.close()
+    level = border_level(x)
+    inverted, why = _inversion(invert, level, look)
+    if inverted:
+        out = 255 - out
+    size_out = (out.shape[2], out.shape[1])
+    return out, Preparation((w, h), pil_mode, size_out, mode, how, level, inverted, why, box)
+
+
+def _trim_share(trim: str, look: Look) -> float | None:
+    """The share of the frame a trimmed object's longer side spans; None: no trimming."""
+    if trim == "yes":
+        return look.share or 1.0
+    return look.share if trim == "auto" and look.background else None
+
+
+def _inversion(invert: str, level: float, look: Look) -> tuple[bool, str]:
+    """(whether to invert, why) for an image whose background's brightness is `level`."""
+    if invert in ("yes", "no"):
+        return invert == "yes", f"--invert {invert}"
+    if look.background is None:
+        known = look.source == "training images"
+        return False, "training backgrounds vary" if known else "training background unknown"
+    side = polarity(level)
+    return side != look.background, f"{side} border"
 
 
 def load_image(

@@ -19,14 +19,17 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 def list_models() -> list[str]:
+    """The names `create_model` accepts, sorted."""
     return sorted(_MODELS)
 
 
 def model_description(name: str) -> str:
+    """The first line of the model's docstring: what it is, at which input size."""
     return (inspect.getdoc(_get(name)) or "").splitlines()[0]
 
 
 def default_in_chans(name: str) -> int:
+    """The input channels the model is built with when none are given (1 or 3)."""
     return inspect.signature(_get(name)).parameters["in_chans"].default
 
 

@@ -6,14 +6,17 @@ callbacks and reads it back.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
-from ninlab.data import Dataset
-from ninlab.data.transforms import channel_stats
 from ninlab.models import create_model
-from ninlab.train.config import PRECISIONS, RECIPES, TrainConfig, resolve, validate
+from ninlab.train.config import (
+    PRECISIONS,
+    RECIPES,
+    TrainConfig,
+    prepare_config,
+    resolve,
+    validate,
+)
 from ninlab.train.curves import PANELS, curve_figure, curves_figure, smoothed_loss_floor
 from ninlab.train.distributed import (
     World,
@@ -74,32 +77,6 @@ __all__ = [
     "to_input",
     "validate",
 ]
-
-
-def prepare_config(cfg: TrainConfig, data: Dataset) -> TrainConfig:
-    """Fill in what comes from the data and the model: classes, channels, input size, mean/std.
-
-    The input size is the model's default, except on a folder of images decoded at S px that
-    is larger: a model with a pooling head (GAP) then trains at S itself. A folder run also
-    records the size and mode the folder was decoded at, so that later reads match."""
-    c, side = data.image_shape[0], data.image_shape[-1]
-    model = create_model(cfg.model, num_classes=data.num_classes, in_chans=c)
-    mean, std = cfg.mean, cfg.std
-    if mean is None or std is None:
-        n = min(cfg.limit_train or len(data.train_images), len(data.train_images))
-        mean, std = channel_stats(data.train_images[:n])
-    size = model.default_input_size[-1]
-    if data.root is not None:
-        cfg = replace(cfg, dataset=data.root, image_size=side, image_mode="L" if c == 1 else "RGB")
-        size = max(size, side) if model.any_input_size else size
-    return replace(
-        cfg,
-        classes=list(data.classes),
-        in_chans=model.default_input_size[0] if cfg.in_chans is None else cfg.in_chans,
-        input_size=cfg.input_size or size,
-        mean=list(mean),
-        std=list(std),
-    )
 
 
 def build_model(cfg: TrainConfig) -> torch.nn.Module:

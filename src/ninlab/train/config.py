@@ -13,16 +13,36 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, InitVar, asdict, dataclass, field, fields, replace
+from difflib import get_close_matches
 from typing import get_args, get_origin, get_type_hints
 
+from ninlab.data import Dataset
 from ninlab.data.folders import FolderOptions
+from ninlab.data.transforms import channel_stats
 from ninlab.errors import NinlabError
-from ninlab.models import list_models
+from ninlab.models import create_model, list_models
 
 
 @dataclass
 class TrainConfig:
+    """How a run trains. The defaults are the "fast" recipe; each field's comment in
+    ninlab/train/config.py says what it means.
+
+    Two constructors: `TrainConfig(epochs=1, ...)` is the fast recipe with changes, and
+    `TrainConfig.from_recipe("seed", epochs=1, ...)` is another recipe (RECIPES) with changes.
+    `recipe` itself applies nothing: it records which recipe the values came from. So a config
+    made directly whose recipe is another one but whose values carry none of those that recipe
+    sets apart from the defaults (seed: model nin_seed, lr 0.1, batch 64, ...) is refused, as
+    `TrainConfig(recipe="seed", epochs=1)` would train nin_fast under seed's name; an unknown
+    recipe is refused too. Configs made by `from_recipe` and read back by `from_dict`
+    (config.json, checkpoints: what ran, whatever it was called) are taken as they are, and so
+    are their copies (`dataclasses.replace` carries that).
+
+    The run fills in classes, in_chans, input_size and mean/std from the data
+    (ninlab.train.prepare_config; `fit` calls it when any is missing).
+    """
+
     recipe: str = "fast"  # the named recipe these values started from (see RECIPES)
     model: str = "nin_fast"  # a name from ninlab.list_models()
     dataset: str = "fashion-mnist"  # a name from ninlab.data.DATASETS, or a folder of images
@@ -55,6 +75,7 @@ class TrainConfig:
     dist_timeout: float = 300.0  # seconds a process waits for the others before it gives up
     threads: int | None = None  # torch CPU threads; None = torch's default (one per core)
     limit_train: int | None = None  # train on the first N images only (quick runs and tests)
+    limit_test: int | None = None  # test on the first N test images only (quick runs and tests)
     # a folder of images (see ninlab.data.folders); the run records the values the census chose
     image_size: int | None = None  # side the images are decoded at; None = from the census
     image_mode: str | None = None  # "L" or "RGB"; None = the mode of most images
@@ -64,8 +85,47 @@ class TrainConfig:
     # filled in by the run: class names, input channels
     classes: list[str] = field(default_factory=list)
     in_chans: int | None = None
+    # True from from_recipe and from_dict: the values are the recipe's or what a run recorded, so
+    # `recipe` is not checked against them. Not a field (no JSON, no ==); replace() copies it.
+    _vouched: InitVar[bool] = False
+
+    def __post_init__(self, _vouched: bool):
+        self._vouched = _vouched
+        if _vouched or self.recipe == "fast":
+            return
+        if self.recipe not in RECIPES:
+            raise NinlabError(
+                f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}."
+            )
+        own = {k: v for k, v in RECIPES[self.recipe].items() if v != DEFAULTS[k]}
+        if own and all(getattr(self, k) != v for k, v in own.items()):
+            telling = [k for k in ("model", "lr", "batch_size", "epochs") if k in own]
+            shown = ", ".join(f"{k} {own[k]}" for k in telling or list(own)[:3])
+            raise NinlabError(
+                f"TrainConfig(recipe={self.recipe!r}) only names the recipe and keeps the fast "
+                f"values, not its {shown}, ...; make it with "
+                f"TrainConfig.from_recipe({self.recipe!r}, ...) instead."
+            )
+
+    @classmethod
+    def from_recipe(cls, name: str = "fast", **overrides) -> TrainConfig:
+        """The recipe `name`'s config (see RECIPES) with `overrides` replacing its fields, checked
+        by `validate`. An override of None keeps the recipe's value, so options a user left
+        unset change nothing; e.g. `TrainConfig.from_recipe("seed", epochs=1, limit_train=256)`."""
+        if name not in RECIPES:
+            raise NinlabError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}.")
+        unknown = sorted(set(overrides) - set(DEFAULTS) - {"classes"})
+        if unknown:
+            near = get_close_matches(unknown[0], DEFAULTS, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else "help(ninlab.TrainConfig) lists them."
+            raise NinlabError(f"TrainConfig has no field {unknown[0]!r}; {hint}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        cfg = cls(**{**RECIPES[name], **given, "recipe": name}, _vouched=True)
+        validate(cfg)
+        return cfg
 
     def to_dict(self) -> dict:
+        """The fields as JSON-ready data (what config.json holds; `from_dict` reads it back)."""
         return asdict(self)
 
     def augmentation(self) -> str:
@@ -89,7 +149,7 @@ class TrainConfig:
             raise NinlabError(f"a config must be a JSON object, not {type(d).__name__}.")
         hints = get_type_hints(cls)
         cfg = cls(**{f.name: conform(f.name, d[f.name], hints[f.name])
-                     for f in fields(cls) if f.name in d})  # fmt: skip
+                     for f in fields(cls) if f.name in d}, _vouched=True)  # fmt: skip
         validate(cfg)
         return cfg
 
@@ -152,15 +212,44 @@ RECIPES: dict[str, dict] = {
     "d2l": dict(SEED, model="nin_d2l", batch_size=128, init="xavier"),
 }
 
+# the fast recipe: each field's default (classes, whose default is a factory, is empty)
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
 
 def resolve(recipe: str = "fast", **overrides) -> TrainConfig:
-    """A recipe's config with the given fields replaced (None means: keep the recipe's value)."""
-    if recipe not in RECIPES:
-        raise NinlabError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}.")
-    cfg = replace(TrainConfig(), recipe=recipe, **RECIPES[recipe])
-    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    validate(cfg)
-    return cfg
+    """`TrainConfig.from_recipe(recipe, **overrides)`, under the name the CLI and bench use."""
+    return TrainConfig.from_recipe(recipe, **overrides)
+
+
+def is_prepared(cfg: TrainConfig) -> bool:
+    """Whether the run has filled in what comes from the data (see `prepare_config`)."""
+    return bool(cfg.classes) and None not in (cfg.in_chans, cfg.input_size, cfg.mean, cfg.std)
+
+
+def prepare_config(cfg: TrainConfig, data: Dataset) -> TrainConfig:
+    """Fill in what comes from the data and the model: classes, channels, input size, mean/std.
+
+    The input size is the model's default, except on a folder of images decoded at S px that
+    is larger: a model with a pooling head (GAP) then trains at S itself. A folder run also
+    records the size and mode the folder was decoded at, so that later reads match."""
+    c, side = data.image_shape[0], data.image_shape[-1]
+    model = create_model(cfg.model, num_classes=data.num_classes, in_chans=c)
+    mean, std = cfg.mean, cfg.std
+    if mean is None or std is None:
+        n = min(cfg.limit_train or len(data.train_images), len(data.train_images))
+        mean, std = channel_stats(data.train_images[:n])
+    size = model.default_input_size[-1]
+    if data.root is not None:
+        cfg = replace(cfg, dataset=data.root, image_size=side, image_mode="L" if c == 1 else "RGB")
+        size = max(size, side) if model.any_input_size else size
+    return replace(
+        cfg,
+        classes=list(data.classes),
+        in_chans=model.default_input_size[0] if cfg.in_chans is None else cfg.in_chans,
+        input_size=cfg.input_size or size,
+        mean=list(mean),
+        std=list(std),
+    )
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -188,6 +277,10 @@ def validate(cfg: TrainConfig) -> None:
         (
             cfg.limit_train is None or cfg.limit_train >= 1,
             f"--limit-train must be at least 1 (got {cfg.limit_train}).",
+        ),
+        (
+            cfg.limit_test is None or cfg.limit_test >= 1,
+            f"--limit-test must be at least 1 (got {cfg.limit_test}).",
         ),
         (
             cfg.init in ("default", "xavier"),

@@ -15,6 +15,7 @@ from ninlab.data.transforms import (
     to_channels,
     to_float,
 )
+from ninlab.progress import bar as progress_bar
 from ninlab.train.config import TrainConfig
 from ninlab.train.distributed import ONE, World, autocast
 
@@ -44,25 +45,33 @@ def to_input(
 
 @torch.inference_mode()
 def predict_logits(
-    model: nn.Module, images: torch.Tensor, cfg: TrainConfig, device=None, world: World = ONE
+    model: nn.Module,
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    device=None,
+    world: World = ONE,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Logits for uint8 images in batches (averaged with the mirror image when cfg.tta_flip).
 
     With several processes each computes its share and a sum gives every rank all the logits.
-    On CUDA the forward runs under the run's autocast; on the CPU always in fp32."""
+    On CUDA the forward runs under the run's autocast; on the CPU always in fp32. progress: a
+    bar on a terminal (rank 0)."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     part = world.part(len(images))
     own = images[part]
     out = []
-    with autocast(cfg.precision, device, training=False):
+    bar = progress_bar(len(images), "testing", "img", progress and world.main)
+    with bar, autocast(cfg.precision, device, training=False):
         for i in range(0, len(own), cfg.eval_batch_size):
             x = to_input(own[i : i + cfg.eval_batch_size].to(device), cfg)
             logits = model(x)
             if cfg.tta_flip:
                 logits = (logits + model(x.flip(-1))) / 2
             out.append(logits.float())
+            bar.update(len(x) * world.size)
     model.train(was_training)
     logits = torch.cat(out) if out else torch.zeros(0, 0, device=device)
     if world.size == 1:
@@ -79,10 +88,11 @@ def evaluate(
     labels: torch.Tensor,
     cfg: TrainConfig,
     world: World = ONE,
+    progress: bool = False,
 ) -> dict:
     """Test loss (plain cross-entropy), accuracy and predictions on uint8 images (every rank
     gets the same figures)."""
-    logits = predict_logits(model, images, cfg, world=world)
+    logits = predict_logits(model, images, cfg, world=world, progress=progress)
     labels = labels.to(logits.device)
     preds = logits.argmax(1)
     return {

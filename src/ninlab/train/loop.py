@@ -27,12 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from ninlab import faults
 from ninlab.data import BatchLoader, Dataset, epoch_generator
 from ninlab.errors import NinlabError
-from ninlab.train.config import TrainConfig
+from ninlab.models import list_models
+from ninlab.progress import bar as progress_bar
+from ninlab.train.config import TrainConfig, is_prepared, prepare_config
 from ninlab.train.distributed import (
     LostProcess,
     World,
@@ -42,6 +43,7 @@ from ninlab.train.distributed import (
     device_for,
     precision_for,
 )
+from ninlab.train.estimate import epoch_seconds, estimate_line
 from ninlab.train.evaluation import evaluate, to_input
 from ninlab.train.optim import make_optimizer, make_scheduler
 
@@ -91,6 +93,7 @@ class TrainState:
         self.stop_reason, self.stop_signum = reason, signum
 
     def checkpoint(self) -> dict:
+        """Everything needed to resume, as tensors and plain data (what checkpoint.pt holds)."""
         ckpt = {
             "config": self.config.to_dict(),
             "model": self.model.state_dict(),
@@ -110,6 +113,7 @@ class TrainState:
         return ckpt
 
     def load(self, ckpt: dict) -> None:
+        """Restore a `checkpoint()`: weights, optimizer, schedule, position, history and RNG."""
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -125,11 +129,14 @@ class TrainState:
 class Callback:
     """Hooks fit() calls; override what you need."""
 
-    def on_epoch_end(self, state: TrainState) -> None: ...
+    def on_epoch_end(self, state: TrainState) -> None:
+        """After each epoch's evaluation; state.history ends with the epoch's row."""
 
-    def on_batch_end(self, state: TrainState) -> None: ...
+    def on_batch_end(self, state: TrainState) -> None:
+        """After each optimizer step (state.step is the step within the epoch)."""
 
-    def on_interrupt(self, state: TrainState) -> None: ...
+    def on_interrupt(self, state: TrainState) -> None:
+        """Before fit raises Interrupted: the moment to write a checkpoint."""
 
 
 class _StopOnSignal:
@@ -182,13 +189,19 @@ def fit(
 ) -> list[dict]:
     """Train `model` on `data` as `config` says; returns one metrics dict per epoch.
 
-    `config` must be complete (see ninlab.train.prepare_config). Raises Diverged or Interrupted
-    (after calling the callbacks' on_interrupt, which write a checkpoint) instead of returning.
+    A config without what comes from the data (a fresh `TrainConfig(epochs=1)`) is filled in
+    by ninlab.train.prepare_config, for the model passed (its registry name, when it has one),
+    and the values are logged. Raises Diverged or Interrupted (after calling the callbacks'
+    on_interrupt, which write a checkpoint) instead of returning.
     Inside a process group (torchrun, or a user's own `init_process_group`) it trains with DDP:
     every rank calls it with the same arguments; only rank 0 logs and shows progress, while
     callbacks run on every rank.
     """
-    cfg, world = config, current_world()
+    cfg, world, filled = config, current_world(), not is_prepared(config)
+    if filled:  # the same on every rank: the data and the model's name decide it
+        name = getattr(model, "model_name", None)
+        cfg = replace(cfg, model=name) if name in list_models() else cfg
+        cfg = prepare_config(cfg, data)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = placement(cfg, world)
@@ -198,13 +211,18 @@ def fit(
         torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cudnn.deterministic = cfg.deterministic
     log, progress = (log, progress) if world.main else (None, False)
+    if log and filled:
+        shape = f"{cfg.in_chans}x{cfg.input_size}x{cfg.input_size}"
+        log(f"prepare_config filled in: {cfg.model} {shape}, {len(cfg.classes)} classes, "
+            f"mean {_short(cfg.mean)}, std {_short(cfg.std)}")  # fmt: skip
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     n_train = min(cfg.limit_train or len(data.train_images), len(data.train_images))
     train_x = data.train_images[:n_train].to(device)
     train_y = data.train_labels[:n_train].to(device)
-    test_x = data.test_images.to(device)  # copied once, like the training images
+    n_test = min(cfg.limit_test or len(data.test_images), len(data.test_images))
+    test_x = data.test_images[:n_test].to(device)  # copied once, like the training images
     loader = BatchLoader(train_x, train_y, cfg.batch_size, shuffle=True, seed=cfg.seed)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * len(loader))
@@ -212,6 +230,8 @@ def fit(
         log(f"warning: {cfg.epochs * len(loader)} steps in all ({n_train:,} images, batch "
             f"{cfg.batch_size}, {cfg.epochs} epochs) are too few for the weights and batch-norm "
             "statistics to settle; pass a smaller --batch-size or more --epochs.")  # fmt: skip
+    if log:  # a slow run says so before its first minutes (one process: the others wait)
+        log(estimate_line(epoch_seconds(model, cfg, train_x, train_y, n_test, test_x)))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     state = TrainState(cfg, model, optimizer, scheduler, scaler=scaler, world_size=world.size)
     if resume is not None:
@@ -228,7 +248,7 @@ def fit(
         with _StopOnSignal(state, world):
             while state.epoch < cfg.epochs:
                 _train_epoch(state, net, loader, device, world, callbacks, progress, log)
-                _end_epoch(state, data, test_x, world, chance, log)
+                _end_epoch(state, data, test_x, world, chance, log, progress)
                 for cb in callbacks:
                     cb.on_epoch_end(state)
                 if _agree(state, world, device)[0] and state.epoch < cfg.epochs:
@@ -247,6 +267,10 @@ def fit(
             "the run directory keeps its last checkpoint."
         ) from None
     return state.history
+
+
+def _short(values: list[float]) -> str:
+    return " ".join(f"{v:.3f}" for v in values)
 
 
 def _parallel(model: nn.Module, cfg: TrainConfig, world: World, device, log) -> nn.Module:
@@ -308,14 +332,14 @@ def _agree(state: TrainState, world: World, device, loss_sum=None) -> tuple[bool
     return stop, bad
 
 
-def _end_epoch(state: TrainState, data: Dataset, test_x, world: World, chance: float, log):
+def _end_epoch(state: TrainState, data: Dataset, test_x, world: World, chance, log, progress):
     """Evaluate, record the epoch's row, log it, and apply the divergence guard."""
     cfg, model = state.config, state.model
     t_eval = time.perf_counter()
     for b in model.buffers():  # batch-norm statistics: rank 0's, as saved
         world.broadcast(b)
     faults.reached("eval")
-    ev = evaluate(model, test_x, data.test_labels, cfg, world)
+    ev = evaluate(model, test_x, data.test_labels[: len(test_x)], cfg, world, progress)
     row = dict(state.partial["row"], test_loss=ev["loss"], test_acc=ev["acc"])
     row["eval_time"] = time.perf_counter() - t_eval
     row["elapsed"] = state.partial["elapsed_before"] + row["train_time"] + row["eval_time"]
@@ -325,8 +349,7 @@ def _end_epoch(state: TrainState, data: Dataset, test_x, world: World, chance: f
         log(
             f"Epoch [{state.epoch}/{cfg.epochs}], Train Loss: {row['train_loss']:.4f}, "
             f"Test Loss: {row['test_loss']:.4f}, Acc: {100 * row['test_acc']:.2f}%"
-            f"  ({row['train_time'] + row['eval_time']:.1f} s, "
-            f"{row['images_per_s']:,.0f} img/s)"
+            f"  ({row['train_time'] + row['eval_time']:.1f} s)"  # img/s: the bar, metrics, report
         )
     if not row["train_loss"] < EXPLODED * chance or not math.isfinite(row["test_loss"]):
         raise Diverged(
@@ -361,15 +384,7 @@ def _train_epoch(state, net, loader, device, world, callbacks, progress, log) ->
     sums = torch.tensor(start, dtype=torch.float64, device=device)
     state.model.train()
     desc = f"Epoch {epoch + 1}/{cfg.epochs}"
-    bar = tqdm(
-        total=len(loader),
-        initial=state.step,
-        desc=desc,
-        unit="batch",
-        leave=False,
-        disable=not progress or None,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(len(loader), desc, "batch", progress, initial=state.step)
     t0 = time.perf_counter()
     train_time0 = p["train_time"]
     for i, (xb, yb) in enumerate(loader):

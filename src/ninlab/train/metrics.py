@@ -8,6 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ninlab.plotting import figure
+from ninlab.text import WIDTH
 
 
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -33,12 +34,25 @@ def precision_recall_f1(confusion: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return precision, recall, f1
 
 
-def format_confusion(confusion: torch.Tensor, classes: list[str]) -> str:
-    width = max(6, len(str(int(confusion.max()))) + 1)
-    short = [c[:width] for c in classes]
-    lines = [" " * 14 + "".join(f"{s:>{width + 1}}" for s in short) + "   <- predicted"]
-    for name, row in zip(classes, confusion.tolist(), strict=True):
-        lines.append(f"{name[:13]:<14}" + "".join(f"{v:>{width + 1}}" for v in row))
+def format_confusion(confusion: torch.Tensor, classes: list[str], width: int | None = WIDTH) -> str:
+    """The confusion matrix as text: a row per true class, a column per predicted class. In
+    `width` columns the columns are headed by class number ("0 T-shirt/top" heads row 0), or
+    the matrix is left to --wide when even that is too wide; width None heads them by the
+    first letters of the class names."""
+    if width is None:
+        cell = max(6, len(str(int(confusion.max()))) + 1)
+        short = [c[:cell] for c in classes]
+        lines = [" " * 14 + "".join(f"{s:>{cell + 1}}" for s in short) + "   <- predicted"]
+        for name, row in zip(classes, confusion.tolist(), strict=True):
+            lines.append(f"{name[:13]:<14}" + "".join(f"{v:>{cell + 1}}" for v in row))
+        return "\n".join(lines)
+    n, ids = len(classes), len(str(len(classes) - 1))
+    cell = max(3, len(str(int(confusion.max())))) + 2
+    if ids + 15 + n * cell > width:
+        return f"({n} classes: too many columns for {width}; --wide or --json prints the matrix)"
+    lines = [f"{'predicted ->':>{ids + 14}} " + "".join(f"{k:>{cell}}" for k in range(n))]
+    for k, (name, row) in enumerate(zip(classes, confusion.tolist(), strict=True)):
+        lines.append(f"{k:>{ids}} {name[:13]:<14}" + "".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)
 
 

@@ -111,13 +111,16 @@ class CAM:
         elif self.method == "class map":
             out.append("  no ReLU after the class conv: the map is its linear evidence, exactly")
         out.append(
-            f"strongest unit ({i}, {j}) = {float(self.map[i, j]):.4g}; receptive field size "
+            f"strongest unit ({i}, {j}) = {float(self.map[i, j]):.4g}; its field: size "
             f"{f.text('size')}, jump {f.text('jump')}, start {f.text('start')} px"
         )
         out.append(
-            f"box in input pixels: rows {top}-{bottom - 1}, columns {left}-{right - 1} (of "
-            f"{self.input_size[0]}x{self.input_size[1]}, the field clipped to the image); centre "
-            f"({self.center[0]:.1f}, {self.center[1]:.1f})"
+            f"box in input pixels: rows {top}-{bottom - 1}, columns {left}-{right - 1} of "
+            f"{self.input_size[0]}x{self.input_size[1]}"
+        )
+        out.append(
+            f"  (the field clipped to the image); centre ({self.center[0]:.1f}, "
+            f"{self.center[1]:.1f})"
         )
         return out
 

@@ -1,5 +1,12 @@
 """What every picture needs: the image to explain (a test-set index or a file), a class given by
-name, and the image as the model sees it."""
+name, and the image as the model sees it.
+
+A test-set image is used as it is. An image file is made like the run's training images
+(ninlab.data.images.read_file): the run's channels and input size, made square as its folder
+images were (the run's `fit`), and by default (invert and trim "auto") inverted and cut to its
+object when its training images call for it, as `training_look` measures them. Its `Picked.prep`
+says what was done; `save_input` writes the result for a person to see.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 
-from ninlab.data import Dataset, resize
-from ninlab.data.images import load_image
+from ninlab.data import Dataset, load_dataset, resize
+from ninlab.data.images import Look, Preparation, look_from_mean, measure_look, read_file
 from ninlab.errors import NinlabError
+from ninlab.files import atomic_write
 from ninlab.runs import Run
+
+SHOW_SIDE = 256  # least side in pixels of the picture `save_input` writes
 
 
 @dataclass
@@ -23,6 +34,7 @@ class Picked:
     label: int | None
     name: str  # "test image 3" or the file's path, for printing
     tag: str  # "3" or the file's stem, for output file names
+    prep: Preparation | None = None  # how an image file was prepared (None: a test-set image)
 
 
 def dataset_image(data: Dataset, index: int) -> Picked:
@@ -30,12 +42,40 @@ def dataset_image(data: Dataset, index: int) -> Picked:
     return Picked(image, label, f"test image {index}", str(index))
 
 
-def file_image(run: Run, path: str | Path, native: bool = False) -> Picked:
-    """An image file at the run's input size and channels, made square as the run's folder
-    images were (ninlab.data.images.prepare); native: at its own size."""
+def training_look(run: Run, data: Dataset | None = None, data_dir=None) -> Look:
+    """How the run's training images look (ninlab.data.images.measure_look): measured on the
+    training images of `data`, or of the run's data set read as the run read it (looked for in
+    data_dir first, never downloaded; a folder from its cache, or decoded again); when it cannot
+    be read, guessed from the run's mean (`look_from_mean`: Fashion-MNIST's 0.286 says a dark
+    background), with no trimming. Measuring beats the mean: a folder of dark items filling
+    white product photos has a dark mean and light backgrounds."""
+    if data is None:
+        cfg = run.config
+        try:
+            data = load_dataset(cfg.dataset, data_dir=data_dir or cfg.data_dir,
+                                download_ok=False, folder=cfg.folder_options())  # fmt: skip
+        except NinlabError:
+            return look_from_mean(cfg.mean)
+    return measure_look(data.train_images)
+
+
+def file_image(
+    run: Run,
+    path: str | Path,
+    native: bool = False,
+    invert: str = "auto",
+    trim: str = "auto",
+    look: Look | None = None,
+) -> Picked:
+    """An image file at the run's input size and channels (native: at its own size), made like
+    its training images (`look`, default `training_look(run)`; see read_file for invert and
+    trim: "auto", "yes" or "no"), with what was done in `prep`."""
+    if look is None and "auto" in (invert, trim):
+        look = training_look(run)
     size = None if native else run.config.input_size
-    pixels = load_image(path, run.config.in_chans, size=size, fit=run.config.fit)
-    return Picked(pixels, None, str(path), Path(path).stem)
+    mode = "L" if run.config.in_chans == 1 else "RGB"
+    pixels, prep = read_file(path, mode, size, run.config.fit, invert, trim, look or Look())
+    return Picked(pixels.unsqueeze(0), None, str(path), Path(path).stem, prep)
 
 
 def pick_image(
@@ -44,13 +84,15 @@ def pick_image(
     image: str | Path | None = None,
     data_dir=None,
     native: bool = False,
+    invert: str = "auto",
+    trim: str = "auto",
 ) -> Picked:
     """A test-set image (by index) or an image file at the run's input size and channels (or,
-    native, a file at its own size)."""
+    native, a file at its own size), made like the training images (see `file_image`)."""
     if (index is None) == (image is None):
         raise NinlabError("give exactly one of --image PATH or --index N.")
     indices, paths = [] if index is None else [index], [image] if image else []
-    return pick_images(run, indices, paths, data_dir, native)[0]
+    return pick_images(run, indices, paths, data_dir, native, invert, trim)[0]
 
 
 def pick_images(
@@ -59,12 +101,35 @@ def pick_images(
     paths: Sequence[str | Path] = (),
     data_dir=None,
     native: bool = False,
+    invert: str = "auto",
+    trim: str = "auto",
 ) -> list[Picked]:
-    """Test-set images by index (the run's data set is read only when there are some), then
-    image files."""
+    """Test-set images by index (the run's data set is read only when there are some, or for
+    the training look of files under "auto"), then image files (see `file_image`)."""
     data = run.dataset(data_dir) if indices else None
-    files = [file_image(run, p, native) for p in paths]
+    auto = paths and "auto" in (invert, trim)
+    look = training_look(run, data, data_dir) if auto else None
+    files = [file_image(run, p, native, invert, trim, look) for p in paths]
     return [dataset_image(data, i) for i in indices] + files
+
+
+def input_path(path: str | Path, tag: str, many: bool) -> Path:
+    """Where `save_input` writes the input of the image tagged `tag`: `path` itself, or for one
+    of many images PATH-STEM-TAG.png beside it (--show x.png: x-0.png, x-shoe.png)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-{tag}{path.suffix or '.png'}") if many else path
+
+
+def save_input(image: torch.Tensor, path: str | Path) -> Path:
+    """Write uint8 (1, C, H, W) or (C, H, W) pixels as a PNG for a person to see: enlarged by
+    the whole factor that makes its shorter side at least SHOW_SIDE px, each pixel a square
+    (nearest neighbour, no smoothing). Returns the path."""
+    x = image.reshape(image.shape[-3:])  # C x H x W
+    scale = max(1, -(-SHOW_SIDE // min(x.shape[-2:])))
+    pixels = x.permute(1, 2, 0).contiguous().numpy()  # H x W x C
+    picture = Image.fromarray(pixels[:, :, 0] if x.shape[0] == 1 else pixels)
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
 
 
 def class_index(name: str, classes: list[str]) -> int:

@@ -461,13 +461,15 @@ def build_report(
     limit: int | None = None,
     gallery: int = 6,
     batch_size: int = 256,
+    progress: bool = False,
 ) -> Report:
-    """Evaluate the run on (the first `limit` of) its test set and lay out the page."""
+    """Evaluate the run on (the first `limit` of) its test set and lay out the page (progress:
+    a bar for each pass over the test images, on a terminal)."""
     data = data or run.dataset()
-    ev = evaluate_run(run, data, limit)
+    ev = evaluate_run(run, data, limit, progress)
     images = data.test_images[:limit]
     probs = torch.softmax(ev.logits.double(), 1)
-    sp = run_sparsity(run, images, batch_size)
+    sp = run_sparsity(run, images, batch_size, progress=progress)
     history = run.history()
     best = max(history, key=lambda r: r["test_acc"]) if history else None  # first on a tie
     parts = {

@@ -29,6 +29,7 @@ from ninlab.analysis.sparsity import (
 from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS
 from ninlab.plotting import figure, save_png
 from ninlab.runs import Run
+from ninlab.text import WIDTH, wrap
 from ninlab.train import TrainConfig, build_model
 
 FONT = 9  # points: the smallest text of the figures (12.5 px at 100 dpi)
@@ -142,7 +143,9 @@ class SparsityReport:
             ],
         }
 
-    def table(self) -> str:
+    def table(self, width: int | None = WIDTH) -> str:
+        """What `ninlab sparsity` prints: a row per ReLU, then the verdict in words, wrapped to
+        `width` columns (None: unwrapped)."""
         rows = [("layer", "channels", "zeros", "at init", "dead", "dead at init")]
         for t, i in zip(self.trained, self.init, strict=True):
             rows.append(
@@ -164,15 +167,13 @@ class SparsityReport:
             for r in rows
         ]
         lines.insert(1, "-" * len(lines[0]))
-        lines += [
-            "",
-            f"zeros after each ReLU over {self.images:,} test images ({self.weights}); "
-            "dead = zero on every image",
-            *textwrap.wrap(f"trained: {self.dead_words()}", 100, subsequent_indent="  "),
-            *textwrap.wrap(self.words(), 100, subsequent_indent="  "),
-            f"(claim 24 of `ninlab claims`: {self.verdict}; "
-            f"at initialisation: {self.verdict_init})",
-        ]
+        over = (f"zeros after each ReLU over {self.images:,} test images ({self.weights}); "
+                "dead = zero on every image")  # fmt: skip
+        claim = (f"(claim 24 of `ninlab claims`: {self.verdict}; at initialisation: "
+                 f"{self.verdict_init})")  # fmt: skip
+        lines.append("")
+        for text in (over, f"trained: {self.dead_words()}", self.words(), claim):
+            lines += wrap(text, width, indent="  ")
         return "\n".join(lines)
 
 
@@ -182,12 +183,18 @@ def _indices(values: list[int], most: int = 16) -> str:
 
 
 def run_sparsity(
-    run: Run, images: torch.Tensor, batch_size: int = 256, init: nn.Module | None = None
+    run: Run,
+    images: torch.Tensor,
+    batch_size: int = 256,
+    init: nn.Module | None = None,
+    progress: bool = False,
 ) -> SparsityReport:
-    """Sparsity of a run's trained model and of its model at initialisation, on uint8 images."""
-    trained = relu_channel_sparsity(run.model, images, batch_size, run.preprocess)
+    """Sparsity of a run's trained model and of its model at initialisation, on uint8 images
+    (progress: a bar per pass, on a terminal)."""
+    bars = ("sparsity, trained", "sparsity, at init") if progress else (None, None)
+    trained = relu_channel_sparsity(run.model, images, batch_size, run.preprocess, bars[0])
     init = init if init is not None else initial_model(run.config)
-    at_init = relu_channel_sparsity(init, images, batch_size, run.preprocess)
+    at_init = relu_channel_sparsity(init, images, batch_size, run.preprocess, bars[1])
     return SparsityReport(str(run.path), run.weights.name, len(images), trained, at_init)
 
 
