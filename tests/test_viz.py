@@ -374,7 +374,7 @@ def test_features_and_cam_cli(run_dir, capsys, tmp_path):
     assert rc == 0, err
     assert (run_dir / "cam-3.png").is_file()
     assert "map of Sneaker" in out and "mean = logit: yes" in out and "box in input pixels" in out
-    assert "test-time flip" not in out  # this run has none: one forward, as eval computes it
+    assert "  (the probability of one forward pass, as eval, predict and report give it)\n" in out
 
 
 def test_cam_of_a_flip_run_gives_the_probability_eval_gives_too(run_dir, capsys, tmp_path):
@@ -387,7 +387,8 @@ def test_cam_of_a_flip_run_gives_the_probability_eval_gives_too(run_dir, capsys,
     cam = class_activation_map(run.model, run.preprocess(image))  # one plain forward
     both = run.probabilities(image)[0, cam.class_index].item()  # image and mirror averaged
     assert f"probability {100 * cam.prob:.2f}%" in out
-    assert f"as eval, predict and report give it: {100 * both:.2f}%)" in out
+    flip = "  (one plain forward; with test-time flip, as eval and predict give it: "
+    assert f"{flip}{100 * both:.2f}%)\n" in out
 
 
 @pytest.mark.parametrize(

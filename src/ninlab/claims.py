@@ -363,7 +363,9 @@ def claim_24(runs: list[RunRecord], limit: int, data_dir: str | None) -> list[Cl
             claims.append(line("sparser with depth", no, NEEDS_RUN, str(r.path)))
             continue
         run, images = _test_images(r, limit, data_dir)
-        layers = relu_channel_sparsity(run.model, images, transform=run.preprocess)
+        layers = relu_channel_sparsity(
+            run.model, images, transform=run.preprocess, progress=f"claim 24, {r.path.name}"
+        )
         verdict = sparser_with_depth([layer.zeros for layer in layers])
         shown = ", ".join(f"{t.name.split('.', 1)[-1]} {100 * t.zeros:.1f}%" for t in layers)
         computed = f"zeros after each ReLU over {len(images)} test images: {shown}"

@@ -77,7 +77,9 @@ def run(args) -> int:
         print(f"  {line}")
     if run.config.tta_flip and not args.native:  # eval, predict and report average with a mirror
         both = run.probabilities(picked.image)[0, cam.class_index].item()
-        print(f"  (one plain forward; with this run's test-time flip, as eval, predict and report "
-              f"give it: {100 * both:.2f}%)")  # fmt: skip
+        print(f"  (one plain forward; with test-time flip, as eval and predict give it: "
+              f"{100 * both:.2f}%)")  # fmt: skip
+    else:
+        print("  (the probability of one forward pass, as eval, predict and report give it)")
     print(wrote(out, existed))
     return 0
