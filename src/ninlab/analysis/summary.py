@@ -15,6 +15,7 @@ from torch import fx, nn
 from ninlab.analysis.fields import Field
 from ninlab.analysis.propagate import Layer, Propagator, trace
 from ninlab.errors import NinlabError
+from ninlab.models.base import side_band
 from ninlab.text import table, wrap
 
 
@@ -267,18 +268,7 @@ def working_sizes(model: nn.Module, in_chans: int, limit: int = 1024) -> tuple[i
                 ref = next((s for s in range(1, limit + 1) if fits(s)), None)
                 if ref is None:
                     return None
-            bad, ok = 0, ref  # smallest: bad < side <= ok
-            while ok - bad > 1:
-                mid = (ok + bad) // 2
-                bad, ok = (bad, mid) if fits(mid) else (mid, ok)
-            lo = ok
-            if fits(limit):
-                return lo, limit
-            ok, bad = ref, limit  # largest: ok <= side < bad
-            while bad - ok > 1:
-                mid = (ok + bad) // 2
-                ok, bad = (mid, bad) if fits(mid) else (ok, mid)
-            return lo, ok
+            return side_band(fits, ref, limit)
     finally:
         model.train(was_training)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -85,6 +87,24 @@ class Classifier(nn.Module):
         return self._feature_info
 
 
+def side_band(fits: Callable[[int], bool], ref: int, top: int) -> tuple[int, int]:
+    """(smallest, largest) square side s <= top with fits(s), given fits(ref). Every layer's
+    output grows with its input, so the sides that fit form one band around ref: bisected on
+    each side of it (about 2 log2(top) calls)."""
+    bad, ok = 0, ref  # smallest: bad < lo <= ok
+    while ok - bad > 1:
+        mid = (ok + bad) // 2
+        bad, ok = (bad, mid) if fits(mid) else (mid, ok)
+    lo = ok
+    if fits(top):
+        return lo, top
+    ok, bad = ref, top  # largest: ok <= hi < bad
+    while bad - ok > 1:
+        mid = (ok + bad) // 2
+        ok, bad = (mid, bad) if fits(mid) else (ok, mid)
+    return lo, ok
+
+
 def _probe_sides(model: Classifier) -> tuple[int, int | None] | None:
     c, side = model.default_input_size[0], model.default_input_size[-1]
     p = next(model.parameters())
@@ -104,18 +124,9 @@ def _probe_sides(model: Classifier) -> tuple[int, int | None] | None:
         with torch.no_grad():
             if not runs(side):
                 return None
-            bad, ok = 0, side  # smallest: bad < lo <= ok
-            while ok - bad > 1:
-                mid = (ok + bad) // 2
-                bad, ok = (bad, mid) if runs(mid) else (mid, ok)
-            lo = ok
-            if model.any_input_size or runs(2 * side):
-                return lo, None  # pooled over all positions: no largest side
-            ok, bad = side, 2 * side  # largest: ok <= hi < bad
-            while bad - ok > 1:
-                mid = (ok + bad) // 2
-                ok, bad = (mid, bad) if runs(mid) else (ok, mid)
-            return lo, ok
+            lo, hi = side_band(runs, side, 2 * side)
+            # pooled over all positions, or runs at twice its side: no largest side
+            return (lo, None) if model.any_input_size or hi == 2 * side else (lo, hi)
     finally:
         for m, training in modes:
             m.training = training
