@@ -672,9 +672,14 @@ class Evaluation:
         return self.logits.argmax(1)
 
     @cached_property
+    def probabilities(self) -> torch.Tensor:
+        """N x classes: softmax of the logits (in float64, so that small ones keep digits)."""
+        return torch.softmax(self.logits.double(), 1)
+
+    @cached_property
     def confidence(self) -> torch.Tensor:
         """The probability of the predicted class, per image."""
-        return torch.softmax(self.logits, 1).max(1).values
+        return self.probabilities.max(1).values
 
     @cached_property
     def confusion(self) -> torch.Tensor:

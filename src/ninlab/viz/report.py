@@ -78,8 +78,9 @@ def _pct(x: float, digits: int = 2) -> str:
 # ---- run facts ----
 
 
-def _facts(run: Run, data: Dataset, ev: Evaluation, best: dict | None) -> str:
-    cfg, history = run.config, run.history()
+def _facts(run: Run, data: Dataset, ev: Evaluation, history: list[dict]) -> str:
+    cfg = run.config
+    best = max(history, key=lambda r: r["test_acc"]) if history else None  # first on a tie
     try:
         sessions, unread = run.facts(), ""
     except NinlabError as e:
@@ -249,7 +250,8 @@ def _classes(ev: Evaluation) -> str:
     )
 
 
-def _confusion(ev: Evaluation, images: torch.Tensor, probs: torch.Tensor) -> str:
+def _confusion(ev: Evaluation, images: torch.Tensor) -> str:
+    probs = ev.probabilities
     classes, counts = ev.run.classes, ev.confusion
     shares = row_shares(counts)
     off = shares.clone().fill_diagonal_(0)
@@ -310,7 +312,7 @@ def _confusion(ev: Evaluation, images: torch.Tensor, probs: torch.Tensor) -> str
 # ---- class activation maps ----
 
 
-def _cams(run: Run, images, ev: Evaluation, gallery: int, probs: torch.Tensor) -> str:
+def _cams(run: Run, images, ev: Evaluation, gallery: int) -> str:
     method, layer = cam_method(run.model)
     right = (ev.preds == ev.labels).nonzero().flatten()
     wrong = (ev.preds != ev.labels).nonzero().flatten()
@@ -356,9 +358,9 @@ def _cams(run: Run, images, ev: Evaluation, gallery: int, probs: torch.Tensor) -
     drawn: list[CAM] = []
     galleries = (
         f"<h3>Most confident right ({len(right)})</h3>"
-        + _cam_gallery(run, images, ev, right, probs, drawn, never)
+        + _cam_gallery(run, images, ev, right, drawn, never)
         + f"<h3>Most confident wrong ({len(wrong)})</h3>"
-        + _cam_gallery(run, images, ev, wrong, probs, drawn, never)
+        + _cam_gallery(run, images, ev, wrong, drawn, never)
     )
     return intro + _exactness(drawn) + galleries
 
@@ -381,7 +383,7 @@ def _exactness(cams: list[CAM]) -> str:
     )
 
 
-def _cam_gallery(run: Run, images, ev: Evaluation, which, probs, drawn, never: bool) -> str:
+def _cam_gallery(run: Run, images, ev: Evaluation, which, drawn, never: bool) -> str:
     """The pictures of `which`; the maps drawn are appended to `drawn`. never: no box is ever
     drawn (said once above the galleries, not under each picture)."""
     if not which:
@@ -389,7 +391,10 @@ def _cam_gallery(run: Run, images, ev: Evaluation, which, probs, drawn, never: b
     classes = run.classes
     x = run.preprocess(images[which])
     cams = class_activation_maps(run.model, x, ev.preds[which].tolist())
-    truth = class_activation_maps(run.model, x, ev.labels[which].tolist())
+    mistakes = bool((ev.preds[which] != ev.labels[which]).any())
+    # the true class's maps: a second pass only for mistakes (for a right one they are the same)
+    truth = class_activation_maps(run.model, x, ev.labels[which].tolist()) if mistakes else cams
+    probs = ev.probabilities
     items = []
     for i, cam, true_cam in zip(which, cams, truth, strict=True):
         wrong = int(ev.preds[i]) != int(ev.labels[i])
@@ -412,7 +417,7 @@ def _cam_gallery(run: Run, images, ev: Evaluation, which, probs, drawn, never: b
         )
         alt = f"test image {i}: input and class maps"
         items.append(f"<figure>{picture(fig, alt)}<figcaption>{cap}</figcaption></figure>")
-    cls = "panels wrong" if any(ev.preds[i] != ev.labels[i] for i in which) else "panels"
+    cls = "panels wrong" if mistakes else "panels"
     return f'<div class="{cls}">{"".join(items)}</div>'
 
 
@@ -468,16 +473,14 @@ def build_report(
     data = data or run.dataset()
     ev = evaluate_run(run, data, limit, progress)
     images = data.test_images[:limit]
-    probs = torch.softmax(ev.logits.double(), 1)
     sp = run_sparsity(run, images, batch_size, progress=progress)
     history = run.history()
-    best = max(history, key=lambda r: r["test_acc"]) if history else None  # first on a tie
     parts = {
-        "facts": _facts(run, data, ev, best),
+        "facts": _facts(run, data, ev, history),
         "curves": _curves(run, history),
         "classes": _classes(ev),
-        "confusion": _confusion(ev, images, probs),
-        "cams": _cams(run, images, ev, gallery, probs),
+        "confusion": _confusion(ev, images),
+        "cams": _cams(run, images, ev, gallery),
         "sparsity": _sparsity(sp),
         "summary": f"<pre>{esc(summary(run.model, run.input_shape).table())}</pre>",
         "config": _config(run),
