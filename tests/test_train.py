@@ -229,7 +229,8 @@ class Constant(torch.nn.Module):
 def test_collapse_guard_checks_chance_loss(tmp_path, data_dir):
     """A model that always outputs zeros sits at ln(10) and predicts one class: the guard fires."""
     data = load_dataset("fashion-mnist", data_dir=data_dir)
-    cfg = T.prepare_config(_cfg(data_dir, epochs=1, label_smoothing=0.0), data)
+    cfg = T.prepare_config(_cfg(data_dir, epochs=1, label_smoothing=0.0, batch_size=20), data)
+    assert 600 // 20 >= T.loop.STUCK_AFTER  # 30 steps: enough to call it stuck
     with pytest.raises(T.Diverged, match=r"stuck at ln\(10\) = 2\.3026"):
         T.fit(Constant(), data, cfg, progress=False, log=None)
     assert math.isclose(math.log(10), 2.302585, rel_tol=1e-6)

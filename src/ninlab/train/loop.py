@@ -49,6 +49,7 @@ from ninlab.train.optim import make_optimizer, make_scheduler
 
 EXPLODED = 10  # an epoch's mean train loss above EXPLODED * ln(classes) means divergence
 SYNC_EVERY = 10  # steps between reads of the running loss (progress bar, NaN check, stop)
+STUCK_AFTER = 20  # steps before a loss at chance counts as stuck: every model starts there
 FEW_STEPS = 30  # fewer optimizer steps than this in a whole run are warned about
 
 
@@ -358,7 +359,8 @@ def _end_epoch(state: TrainState, data: Dataset, test_x, world: World, chance, l
             f"{EXPLODED} times the chance level ln({data.num_classes}) = {chance:.4f}; "
             f"try a lower --lr (now {cfg.lr:g}) or --optimizer adamw."
         )
-    if abs(row["train_loss"] - chance) < 1e-3 and ev["preds"].unique().numel() == 1:
+    stuck = abs(row["train_loss"] - chance) < 1e-3 and ev["preds"].unique().numel() == 1
+    if stuck and state.scheduler.last_epoch >= STUCK_AFTER:
         raise Diverged(
             f"training collapsed in epoch {state.epoch}: the loss is stuck at "
             f"ln({data.num_classes}) = {chance:.4f} and every test image is predicted as "
