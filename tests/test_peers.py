@@ -195,7 +195,7 @@ def test_cli_summary_of_a_file_and_of_attention(capsys):
         ("missing.py:net", "missing.py is not a file"),
         (f"{REFNETS}:vgg17", "has no 'vgg17'; it defines"),
         (f"{REFNETS}:conv1x1", "conv1x1() raised TypeError"),
-        ("{tmp}/nets.py:three", "nets.py:three() returned a int, not an nn.Module."),
+        ("{tmp}/nets.py:three", "nets.py:three() returned an int, not an nn.Module."),
         ("{tmp}/nets.py:broken", "raised ZeroDivisionError: division by zero"),
     ],
 )

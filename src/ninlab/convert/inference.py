@@ -34,7 +34,7 @@ from ninlab.convert.fuse import fold_batchnorm, fuse_linear_1x1, unfused_1x1
 from ninlab.convert.measure import images_per_second
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write, writable_file
-from ninlab.models import create_model, load_model
+from ninlab.models import create_model, imported_by, load_model
 from ninlab.train import TrainConfig
 from ninlab.version import __version__
 
@@ -139,9 +139,16 @@ def save_converted(
     atomic_write(Path(path), lambda tmp: save_file(state, tmp, metadata=meta))
 
 
-def load_converted(path: str | Path) -> tuple[DenseClassifier, TrainConfig | None]:
+def load_converted(
+    path: str | Path, trust_code: bool = False
+) -> tuple[DenseClassifier, TrainConfig | None]:
     """Rebuild a model written by `save_converted` (or `ninlab convert`): (model, config); the
-    config is None for a model converted without a run (it is rebuilt from its spec)."""
+    config is None for a model converted without a run (it is rebuilt from its spec).
+
+    Opening the file runs no code of its own: a registry model is built from its name, and a
+    file whose model is `package.module:callable` or `file.py:callable` is refused in one
+    sentence unless `trust_code` is True (as with `trust_remote_code`: say yes only to a file
+    whose author you trust, since importing the module runs it)."""
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
@@ -157,16 +164,55 @@ def load_converted(path: str | Path) -> tuple[DenseClassifier, TrainConfig | Non
         size = tuple(json.loads(meta["conversion"])["input_size"])
         if "config" in meta:
             config = TrainConfig.from_dict(json.loads(meta["config"]))
-            model = create_model(config.model, num_classes=len(config.classes), in_chans=size[0])
+            model = _built(path, state, create_model, config.model,
+                           num_classes=len(config.classes), in_chans=size[0])  # fmt: skip
         else:
             config, source = None, json.loads(meta["source"])
-            model = load_model(source["model"], source["kwargs"])
+            spec, kwargs = source["model"], source["kwargs"]
+            if not isinstance(spec, str) or not isinstance(kwargs, dict):
+                raise TypeError("its source is not a model name and a dict of arguments")
+            if imported_by(spec) is None:
+                model = _built(path, state, load_model, spec, kwargs)
+            else:
+                _check_trusted(path, spec, trust_code)
+                model = load_model(spec, kwargs)
         dense, _ = for_inference(model, size)
         dense.load_state_dict(state)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         why = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise NinlabError(f"{path} is damaged ({why}); convert the run again.") from None
     return dense.eval(), config
+
+
+def _check_trusted(path, spec: str, trust_code: bool) -> None:
+    """One sentence, naming what would be imported, unless the user trusts the file's code."""
+    if trust_code:
+        return
+    raise NinlabError(
+        f"{path} was converted from {spec!r}: building it would import and run "
+        f"{imported_by(spec)!r}, and opening a file runs no code without your say-so; if you "
+        "trust the file's author, call ninlab.convert.load_converted(path, trust_code=True)."
+    )
+
+
+MAX_BYTES_PER_SAVED = 16  # a model may take this many bytes for each byte of saved weights
+
+
+def _built(path, state: dict, build, *args, **kwargs) -> nn.Module:
+    """build(*args, **kwargs) of a registry model, first on the meta device (no memory) to check
+    that its size fits the weights saved: sizes read from a damaged or hostile file (a billion
+    classes or channels) are refused before anything is allocated."""
+    with torch.device("meta"):
+        shape_only = build(*args, **kwargs)
+    need = sum(t.numel() * t.element_size() for t in (*shape_only.parameters(),
+                                                      *shape_only.buffers()))  # fmt: skip
+    saved = sum(t.numel() * t.element_size() for t in state.values())
+    if need > MAX_BYTES_PER_SAVED * saved + 2**20:
+        raise NinlabError(
+            f"{path} describes a model of {need:,} bytes but holds {saved:,} bytes of weights; "
+            "it is damaged. Convert the run again."
+        )
+    return build(*args, **kwargs)
 
 
 def load_converted_run(path: str | Path) -> tuple[ConvertedClassifier, TrainConfig]:

@@ -10,7 +10,7 @@ from ninlab.models._registry import (
 )
 from ninlab.models.base import Classifier
 from ninlab.models.blocks import BasicBlock, Bottleneck, Inception
-from ninlab.models.external import load_model
+from ninlab.models.external import imported_by, load_model
 from ninlab.models.layers import GlobalAvgPool, NiNBlock, conv1x1, conv3x3
 from ninlab.models.nin import NiN
 
@@ -26,6 +26,7 @@ __all__ = [
     "conv3x3",
     "create_model",
     "default_in_chans",
+    "imported_by",
     "list_models",
     "load_model",
     "model_description",

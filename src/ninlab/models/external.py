@@ -3,6 +3,9 @@
 
 The callable is called with the keyword arguments given (`--kwargs '{"num_classes": 10}'`), or
 used as it is when it already is an nn.Module. The model's name in tables is the spec.
+
+A spec typed by the user is their consent to run its code; a spec read from a file is not
+(`imported_by`: readers refuse one that is not a registry name unless the user opts in).
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ from ninlab.errors import NinlabError
 from ninlab.models._registry import create_model, list_models
 
 FORMS = "a name from `ninlab models`, package.module:callable or path/to/file.py:callable"
+
+
+def imported_by(spec: str) -> str | None:
+    """What building `spec` would import and run: None for a registry name, else the module
+    ("my_pkg.nets") or the file ("path/net.py")."""
+    if spec in list_models():
+        return None
+    where, sep, _ = spec.rpartition(":")
+    return where if sep and where else spec
 
 
 def load_model(spec: str, kwargs: dict | None = None, num_classes: int | None = None) -> nn.Module:
@@ -46,15 +58,22 @@ def load_model(spec: str, kwargs: dict | None = None, num_classes: int | None = 
     elif callable(obj):
         try:
             model = obj(**kwargs)
+        except SystemExit as e:  # the user's code ends the process: say so rather than obey
+            raise NinlabError(f"{spec}({_shown(kwargs)}) called sys.exit({e.code!r}).") from None
         except Exception as e:  # the user's code: any exception is theirs to see in one line
             raise NinlabError(f"{spec}({_shown(kwargs)}) raised {type(e).__name__}: {e}") from None
     else:
-        raise NinlabError(f"{spec} is a {type(obj).__name__}, not a callable returning a model.")
+        raise NinlabError(f"{spec} is {_a(type(obj).__name__)}, not a callable returning a model.")
     if not isinstance(model, nn.Module):
-        raise NinlabError(f"{spec}({_shown(kwargs)}) returned a {type(model).__name__}, not an "
-                          "nn.Module.")  # fmt: skip
+        raise NinlabError(f"{spec}({_shown(kwargs)}) returned {_a(type(model).__name__)}, not "
+                          "an nn.Module.")  # fmt: skip
     model.model_name, model.model_kwargs = spec, kwargs  # how to build it again
     return model
+
+
+def _a(noun: str) -> str:
+    """ "an int", "a float": the article by the noun's first letter."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _shown(kwargs: dict) -> str:
@@ -72,6 +91,9 @@ def _import_file(path: str):
     sys.path.insert(0, str(file.resolve().parent))  # its own imports of files beside it
     try:
         loader.loader.exec_module(module)
+    except SystemExit as e:
+        del sys.modules[name]
+        raise NinlabError(f"importing {path} called sys.exit({e.code!r}).") from None
     except Exception as e:
         del sys.modules[name]
         raise NinlabError(f"importing {path} raised {type(e).__name__}: {e}") from None
@@ -89,5 +111,7 @@ def _import_module(name: str):
         if e.name and name.startswith(e.name):
             raise NinlabError(f"no module named {e.name!r}; name {FORMS}.") from None
         raise NinlabError(f"importing {name} raised ModuleNotFoundError: {e}") from None
+    except SystemExit as e:
+        raise NinlabError(f"importing {name} called sys.exit({e.code!r}).") from None
     except Exception as e:
         raise NinlabError(f"importing {name} raised {type(e).__name__}: {e}") from None
