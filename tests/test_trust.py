@@ -5,12 +5,14 @@ Each planted file would write a canary file if any of its code ran; the canary m
 """
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from ninlab.checksum import sealed_metadata
 from ninlab.cli import main
 from ninlab.convert import load_converted
 from ninlab.convert.inference import FORMAT
@@ -21,13 +23,15 @@ from .conftest import make_run_dir
 
 
 def planted(path: Path, spec: str, kwargs: dict, config: dict | None = None) -> Path:
-    """A file that claims to be `ninlab convert`'s output, built from `spec(**kwargs)`."""
+    """A file that claims to be `ninlab convert`'s output, built from `spec(**kwargs)`, with a
+    valid checksum (anyone can compute one: it guards against damage, not against authors)."""
     meta = {"format": FORMAT, "conversion": json.dumps({"input_size": [1, 28, 28]})}
     if config is None:
         meta["source"] = json.dumps({"model": spec, "kwargs": kwargs})
     else:
         meta["config"] = json.dumps(config)
-    save_file({"w": torch.zeros(4)}, str(path), metadata=meta)
+    tensors = {"w": torch.zeros(4)}
+    save_file(tensors, str(path), metadata=sealed_metadata(meta, tensors))
     return path
 
 
@@ -36,6 +40,12 @@ def evil_module(tmp_path: Path, canary: Path) -> Path:
     code = f"from pathlib import Path\nPath({str(canary)!r}).write_text('ran')\ndef net(): pass\n"
     (tmp_path / "evil.py").write_text(code)
     return tmp_path / "evil.py"
+
+
+def error_line(err: str) -> str:
+    """stderr as its one line: an error."""
+    assert err.startswith("ninlab: error: ") and err.count("\n") == 1
+    return err
 
 
 VERBS = [
@@ -53,9 +63,8 @@ def test_planted_os_system_runs_nothing(tmp_path, capsys, monkeypatch, verb):
     canary = tmp_path / "PWNED"
     f = planted(tmp_path / "evil.safetensors", "os:system", {"command": f"id > {canary}"})
     assert main([a.format(f=f, d=tmp_path) for a in verb]) == 2
-    err = capsys.readouterr().err
+    err = error_line(capsys.readouterr().err)
     assert not canary.exists()
-    assert err.count("\n") == 1 and err.startswith("ninlab: error: ")
     assert "'os:system'" in err and "import and run 'os'" in err
 
 
@@ -65,9 +74,9 @@ def test_planted_file_spec_runs_nothing(tmp_path, capsys, verb):
     evil = evil_module(tmp_path, canary)
     f = planted(tmp_path / "evil.safetensors", f"{evil}:net", {})
     assert main([a.format(f=f, d=tmp_path) for a in verb]) == 2
-    err = capsys.readouterr().err
+    err = error_line(capsys.readouterr().err)
     assert not canary.exists()
-    assert f"import and run '{evil}'" in err and err.count("\n") == 1
+    assert f"import and run '{evil}'" in err
 
 
 def test_library_refuses_then_trusts_when_asked(tmp_path):
@@ -114,8 +123,25 @@ def test_sizes_from_a_file_are_checked_before_allocating(tmp_path):
     """A registry model with a billion classes (40 GB of weights) in a 16-byte file: refused on
     the meta device, in one sentence, before any memory is taken."""
     f = planted(tmp_path / "big.safetensors", "lenet_fc", {"num_classes": 10**9})
-    with pytest.raises(NinlabError, match=r"describes a model of [\d,]+ bytes but holds 16 bytes"):
+    with pytest.raises(NinlabError, match=r"describes a lenet_fc of [\d,]+ bytes, but its weights "
+                       r"hold 16 bytes; it is damaged"):  # fmt: skip
         load_converted(f)
+
+
+def test_a_config_with_a_million_channels_is_refused_before_allocating(tmp_path, capsys):
+    """config.json's in_chans builds the stem: 16 x 10**6 x 5 x 5 floats (1.6 GB) for weights
+    of 1.5 MB is refused before the model is built."""
+    run = tmp_path / "run"
+    make_run_dir(run, "nin_fast")
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(dict(cfg, in_chans=10**6)))
+    assert main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert re.match(
+        r"ninlab: error: \S+/config.json describes a nin_fast of 1,6\d\d,\d{3},\d{3} bytes, "
+        r"but its weights hold [\d,]+ bytes; it is damaged\.$",
+        err.strip(),
+    ), err
 
 
 def test_a_config_names_registry_models_only(tmp_path, capsys):

@@ -4,15 +4,24 @@ Every file ninlab writes goes through `atomic_write`: the content goes to a temp
 `.NAME.XXXXXXXX.tmp` in the same folder (mode 0600 while it is written), is flushed to disk, then
 renamed over NAME. A reader, or a process killed at any moment, sees the old file or the new one,
 never a mix; a write that fails (a full disk, a read-only folder) leaves the old file as it was
-and raises CannotWrite, one sentence that says what to do.
+and raises CannotWrite, one sentence that says what to do. A full disk or quota is known by its
+errno (ENOSPC, EDQUOT) wherever it surfaces: on the OSError, down the exception chain, or in the
+words of torch.save and safetensors, which wrap it (`disk_full`).
+
+Files that belong together (one epoch of a run) are written inside `together()`: each goes to
+its temporary, and only when all are written are they renamed, so a full disk halfway leaves
+the previous set whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 from ninlab import faults
@@ -69,35 +78,136 @@ def writable_file(path: str | Path) -> Path:
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
     """Call write(tmp) on a temporary file in the same folder (created if need be), fsync it,
     then rename it over `path`: readers see the old file or the new one, never a partial one.
-    Returns the path; raises CannotWrite (the old file intact, the temporary file gone) when the
-    disk refuses."""
+    Inside a `together()` block the rename waits for the block's end. Returns the path; raises
+    CannotWrite (the old file intact, the temporary file gone) when the disk refuses."""
     path = Path(path)
     if path.is_dir():
         raise NinlabError(f"{path} is a folder; pass a file name.")
     make_dir(path.parent)
     kept = path.exists()
+    tmp = _temporary(path, write, kept)
+    staged = _staged.get()
+    if staged is not None:
+        staged.append((tmp, path, kept))
+    else:
+        _rename(tmp, path, kept)
+    return path
+
+
+# the temporaries written inside the innermost open `together()` block: (tmp, path, kept)
+_staged: ContextVar[list[tuple[str, Path, bool]] | None] = ContextVar("staged", default=None)
+
+
+@contextlib.contextmanager
+def together() -> Iterator[None]:
+    """Files written by `atomic_write` in this block are renamed into place together at its end:
+    an error in the block (a full disk) leaves every one of them as it was, temporaries removed.
+    The renames take no space, so a full disk stops the block before any file changes; only a
+    kill between two renames leaves some new and some old. A block inside another joins it."""
+    if _staged.get() is not None:
+        yield
+        return
+    staged: list[tuple[str, Path, bool]] = []
+    token = _staged.set(staged)
+    try:
+        yield
+    except BaseException:
+        for tmp, _, _ in staged:
+            _discard(tmp)
+        raise
+    finally:
+        _staged.reset(token)
+    for i, (tmp, path, kept) in enumerate(staged):
+        try:
+            _rename(tmp, path, kept)
+        except CannotWrite:
+            for later, _, _ in staged[i + 1 :]:
+                _discard(later)
+            raise
+
+
+def _temporary(path: Path, write: Callable[[str], object], kept: bool) -> str:
+    """write(tmp) on a new temporary beside `path` (0600 while written), synced to disk, with the
+    mode open() would give; its name. On any failure the temporary is gone."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     except OSError as e:
         raise CannotWrite(path, e, kept) from None
     os.close(fd)
+    done = False
     try:
-        write(tmp)
+        token = _staged.set(None)  # a write(tmp) that itself writes atomically fills tmp now
+        try:
+            write(tmp)
+        finally:
+            _staged.reset(token)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         faults.reached(f"write:{path.name}")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
+        done = True
+    except Exception as e:
+        refused = _refusal(path, e, kept)
+        if refused is None:
+            raise
+        raise refused from None
+    finally:
+        if not done:
+            _discard(tmp)
+    return tmp
+
+
+def _rename(tmp: str, path: Path, kept: bool) -> None:
+    try:
         os.replace(tmp, path)
     except OSError as e:
+        _discard(tmp)
         raise CannotWrite(path, e, kept) from None
-    except Exception:  # torch.save and safetensors say "disk full" in their own words
-        if not _full(path.parent):
-            raise
-        raise CannotWrite(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), kept) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+
+def _discard(tmp: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def _refusal(path: Path, error: Exception, kept: bool) -> CannotWrite | None:
+    """The CannotWrite that `error`, raised while writing `path`, stands for; None when it is no
+    refusal of the disk (a bug, to be raised as it is)."""
+    code = disk_full(error)
+    if code is None and isinstance(error, OSError):
+        return CannotWrite(path, error, kept)
+    if code is None and _full(path.parent):  # a writer that names no errno, as torch.save to a
+        code = errno.ENOSPC  # path: "unexpected pos 576 vs 534"
+    if code is None:
+        return None
+    return CannotWrite(path, OSError(code, os.strerror(code)), kept)
+
+
+# how the writers ninlab calls report a full disk or quota when they do not raise an OSError:
+# safetensors "I/O error: No space left on device (os error 28)", torch "error code: 28"
+_SAID = {
+    code: re.compile(rf"{re.escape(os.strerror(code))}|\b(?:os error|error code:?) {code}\b", re.I)
+    for code in (errno.ENOSPC, errno.EDQUOT)
+}
+
+
+def disk_full(error: BaseException) -> int | None:
+    """ENOSPC or EDQUOT when `error`, or an error it was raised from or during (__cause__,
+    __context__, followed all the way), says the disk or the quota is full: by its errno, or in
+    the words of a writer that wraps it; else None."""
+    seen, todo = set(), [error]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _SAID:
+            return e.errno
+        for code, said in _SAID.items():
+            if said.search(str(e)):
+                return code
+        todo += [e.__cause__, e.__context__]
+    return None
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -125,7 +235,8 @@ def remove_leftovers(folder: str | Path, names: Iterable[str]) -> list[Path]:
 
 
 def _full(folder: Path) -> bool:
-    """Whether the file system of `folder` has (almost) no room left, 1 MiB or less."""
+    """Whether the file system of `folder` has (almost) no room left, 1 MiB or less: the last
+    resort for an error that names no errno."""
     try:
         st = os.statvfs(folder)
     except OSError:

@@ -14,20 +14,24 @@ RUN_DIR/facts.json         one entry per training session (the first and each --
 RUN_DIR/train.lock         while a process trains it (see ninlab.lock)
 
 Writing: `train_run` and `resume_run` lock the directory, then run `ninlab.train.fit` with a
-RunWriter callback, which rewrites each file atomically at every epoch end (and the checkpoint on
-an interrupt), so a kill at any moment leaves whole files: `resume_run` goes on from the last
-checkpoint, or starts over from config.json when there is none yet. Reading:
-`load_run` gives a Run (model, TrainConfig, weights) with the run's preprocessing, data set and
-history, and `evaluate_run` evaluates it. No other module opens these files.
+RunWriter callback, which rewrites the files of each epoch atomically and together (a full disk
+keeps the last epoch's set; the checkpoint alone on an interrupt), so a kill at any moment leaves
+whole files: `resume_run` goes on from the last checkpoint, or starts over from config.json when
+there is none yet. The checkpoint and the weights carry a SHA-256 of their content
+(ninlab.checksum), checked on every read. Reading: `load_run` gives a Run (model, TrainConfig,
+weights) with the run's preprocessing, data set and history, and `evaluate_run` evaluates it. No
+other module opens these files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
 import pickle
+import shlex
 import statistics
 import struct
 import time
@@ -44,19 +48,22 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from ninlab.checksum import check_checkpoint, check_weights, sealed, sealed_metadata
 from ninlab.convert import load_converted_run
 from ninlab.data import Dataset, dataset_label, load_dataset
 from ninlab.errors import NinlabError
 from ninlab.files import (
+    TMP_SUFFIX,
     CannotWrite,
     atomic_write,
     leftovers,
     make_dir,
     remove_leftovers,
+    together,
     write_text,
 )
-from ninlab.lock import DirLock
-from ninlab.models import create_model
+from ninlab.lock import LOCK, DirLock
+from ninlab.models import create_model, create_model_for
 from ninlab.plotting import save_png
 from ninlab.text import WIDTH, wrap, wrapping
 from ninlab.train import (
@@ -218,8 +225,25 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
                 f"{path} line {i + 1} is not an object whose {', '.join(METRICS)} are numbers; "
                 "the run is damaged."
             )
+        impossible = next((k for k in row if not _possible(k, row[k])), None)
+        if impossible:
+            bound = "is negative" if "loss" in impossible else "lies outside 0 to 1"
+            raise NinlabError(
+                f"{path} line {i + 1} has a {impossible} of {row[impossible]!r}, which {bound}; "
+                "the run is damaged."
+            )
         rows.append(row)
     return rows
+
+
+def _possible(field: str, value) -> bool:
+    """Whether a metrics value can be what it says: a cross-entropy is at least 0, an accuracy
+    a share (NaN passes: a run that diverged wrote it)."""
+    if field in ("train_loss", "test_loss"):
+        return not value < 0
+    if field in ("train_acc", "test_acc"):
+        return not (value < 0 or value > 1)
+    return True
 
 
 def write_metrics(run_dir: Path, history: list[dict]) -> None:
@@ -268,17 +292,36 @@ def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
     """Weights as safetensors with the model name and the config in the metadata."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"model": config.model, "config": json.dumps(config.to_dict())}
+    meta = sealed_metadata(meta, state)  # checked by read_weights
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
 
 
-def load_weights(model: nn.Module, path: Path, model_name: str) -> None:
-    """Load safetensors weights, naming the tensors that do not fit the model."""
+def read_weights(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The metadata and tensors of a weights file, checked against the checksum that
+    `save_weights` wrote into it (one sentence naming the file when they differ)."""
     try:
         with safe_open(str(path), "pt") as f:
-            saved_name = (f.metadata() or {}).get("model")
+            meta = f.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise NinlabError(f"{path} cannot be read as safetensors ({e}).") from None
+    remedy = "train the run again"
+    if path.name in WEIGHTS.values():  # a run's best or final: the other may serve
+        which, other = next((k, n) for k, n in WEIGHTS.items() if n != path.name)
+        if (path.parent / other).is_file():
+            remedy = f"use the run's {other} (--weights {which}) or {remedy}"
+    check_weights(path, meta, state, remedy)
+    return meta, state
+
+
+def load_weights(model: nn.Module, path: Path, model_name: str) -> None:
+    """Load safetensors weights (`read_weights`), naming the tensors that do not fit the
+    model."""
+    _load_state(model, *read_weights(path), path, model_name)
+
+
+def _load_state(model: nn.Module, meta: dict, state: dict, path: Path, model_name: str) -> None:
+    saved_name = meta.get("model")
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -330,6 +373,9 @@ def read_checkpoint(run_dir: Path) -> dict:
             f"{path} is damaged or not a ninlab checkpoint ({why}); delete it to train the run "
             "again from its start."
         ) from None
+    if isinstance(ckpt, dict):  # the checksum of RunWriter.on_interrupt
+        again = f"delete it, and `ninlab train --resume {_q(run_dir)}` trains the run anew"
+        ckpt = check_checkpoint(path, ckpt, again)
     # what resume_run and TrainState.load use, with their types
     need = {"config": dict, "model": dict, "optimizer": dict, "scheduler": dict, "epoch": int,
             "step": int, "history": list, "partial": dict, "rng_cpu": torch.Tensor}  # fmt: skip
@@ -358,12 +404,20 @@ def load_run(run_dir: str | Path, weights: str = "best") -> Run:
     order = [WEIGHTS[weights]] + [w for w in WEIGHTS.values() if w != WEIGHTS[weights]]
     path = next((run_dir / w for w in order if (run_dir / w).is_file()), None)
     if path is None:
+        owner = DirLock(run_dir).owner()
+        if owner is not None and owner.alive() is not False:
+            raise NinlabError(
+                f"{run_dir} has no weights yet: it is training its first epoch now (process "
+                f"{owner.pid} on {owner.host}, since {owner.since}); wait for that epoch to end."
+            )
         raise NinlabError(
             f"{run_dir} has no weights ({' or '.join(WEIGHTS.values())}); train it first "
-            f"or resume it with `ninlab train --resume {run_dir}`."
+            f"or resume it with `ninlab train --resume {_q(run_dir)}`."
         )
-    model = create_model(config.model, num_classes=len(config.classes), in_chans=config.in_chans)
-    load_weights(model, path, config.model)
+    meta, state = read_weights(path)  # first: the model's size from config.json must fit them
+    model = create_model_for(state, run_dir / CONFIG, config.model,
+                             num_classes=len(config.classes), in_chans=config.in_chans)  # fmt: skip
+    _load_state(model, meta, state, path, config.model)
     return Run(path=run_dir, model=model.eval(), config=config, weights=path)
 
 
@@ -380,7 +434,7 @@ def check_run(run_dir: str | Path) -> dict[str, str]:
         FILES: lambda p: json.loads(p.read_text()),
         FACTS: lambda p: read_facts(run_dir),
         CURVES: _read_png,
-        **{w: load_file for w in WEIGHTS.values()},
+        **{w: read_weights for w in WEIGHTS.values()},
     }
     found = {}
     for name, read in readers.items():
@@ -418,20 +472,27 @@ class RunWriter(Callback):
             _write_facts(self.out, [*self.before, session])
 
     def on_epoch_end(self, state: TrainState) -> None:
-        write_metrics(self.out, state.history)
-        save_png(curves_figure(state.history, state.config), self.out / CURVES)
-        save_weights(state.model, self.out / WEIGHTS["final"], state.config)
-        if max(state.history, key=lambda r: r["test_acc"]) is state.history[-1]:
-            save_weights(state.model, self.out / WEIGHTS["best"], state.config)
-        if self.session is not None:
-            self.session.setdefault("first_epoch", state.epoch)
-            self.session.update(last_epoch=state.epoch, ended=now())
-            _write_facts(self.out, [*self.before, self.session])
-        self.on_interrupt(state)
+        # all files of the epoch, or (a full disk) none: the last epoch's set stays consistent
+        with together():
+            write_metrics(self.out, state.history)
+            save_png(curves_figure(state.history, state.config), self.out / CURVES)
+            save_weights(state.model, self.out / WEIGHTS["final"], state.config)
+            if max(state.history, key=lambda r: r["test_acc"]) is state.history[-1]:
+                save_weights(state.model, self.out / WEIGHTS["best"], state.config)
+            if self.session is not None:
+                self.session.setdefault("first_epoch", state.epoch)
+                self.session.update(last_epoch=state.epoch, ended=now())
+                _write_facts(self.out, [*self.before, self.session])
+            self.on_interrupt(state)
 
     def on_interrupt(self, state: TrainState) -> None:
-        ckpt = state.checkpoint()
-        atomic_write(self.out / CHECKPOINT, lambda tmp: torch.save(ckpt, tmp))
+        ckpt = sealed(state.checkpoint())  # checked by read_checkpoint
+
+        def save(tmp):  # into a Python file, so that a full disk surfaces as an OSError
+            with open(tmp, "wb") as f:  # (to a path, torch says only "unexpected pos")
+                torch.save(ckpt, f)
+
+        atomic_write(self.out / CHECKPOINT, save)
 
 
 def default_out(cfg: TrainConfig) -> Path:
@@ -541,7 +602,7 @@ def _refuse_a_run(out: Path) -> None:
         raise NinlabError(f"--out {out} is a file; pass a folder for the run.")
     if (out / CHECKPOINT).exists() or (out / WEIGHTS["final"]).exists():
         raise NinlabError(
-            f"{out} already holds a run; continue it with `ninlab train --resume {out}` or "
+            f"{out} already holds a run; continue it with `ninlab train --resume {_q(out)}` or "
             "pass another --out."
         )
 
@@ -607,7 +668,7 @@ def _resume_point(run_dir: Path) -> dict:
     if not (run_dir / CHECKPOINT).is_file():
         raise NinlabError(
             f"{run_dir} holds no run to resume (no {CONFIG}: it stopped before it began, or it "
-            f"is not a run directory); start it with `ninlab train --out {run_dir}`."
+            f"is not a run directory); start it with `ninlab train --out {_q(run_dir)}`."
         )
     return read_checkpoint(run_dir)
 
@@ -622,17 +683,12 @@ def _fit(model, data, cfg, out: Path, ckpt, world, progress, log, callbacks) -> 
         )
     except Interrupted as e:
         raise Interrupted(
-            f"{e}; checkpoint written. Resume with: ninlab train --resume {out}", e.signum
+            f"{e}; checkpoint written. Resume with: ninlab train --resume {_q(out)}", e.signum
         ) from None
     except LostProcess as e:
-        raise LostProcess(f"{e} Resume with: ninlab train --resume {out}") from None
-    except CannotWrite as e:  # a full disk: the files of the last checkpoint are whole
-        kept = (out / CHECKPOINT).is_file()
-        kept = f"its checkpoint of epoch {read_checkpoint(out)['epoch']}" if kept else "its config"
-        raise NinlabError(
-            f"cannot write {e.path}: {e.reason}; the run keeps {kept}, so free some space and "
-            f"resume it with `ninlab train --resume {out}`."
-        ) from None
+        raise LostProcess(f"{e} Resume with: ninlab train --resume {_q(out)}") from None
+    except CannotWrite as e:  # a full disk: the files of the last whole epoch are kept
+        raise NinlabError(_unwritable(out, e)) from None
     except Diverged as e:
         kept = (out / CHECKPOINT).is_file()
         raise Diverged(
@@ -647,6 +703,28 @@ def _fit(model, data, cfg, out: Path, ckpt, world, progress, log, callbacks) -> 
             f"(epoch {best['epoch']})\nrun directory {out}"
         )
     return history
+
+
+def _unwritable(out: Path, e: CannotWrite) -> str:
+    """What a run that could not write `e.path` keeps, and how to go on."""
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+    fix, resume = "free some space" if full else "fix that", f"`ninlab train --resume {_q(out)}`"
+    head = f"cannot write {e.path}: {e.reason}"
+    with contextlib.suppress(NinlabError, OSError):
+        if (out / CHECKPOINT).is_file():  # whole, as the epoch's files are renamed together
+            epoch = read_checkpoint(out)["epoch"]
+            return (f"{head}; the run keeps its checkpoint of epoch {epoch}, so {fix} and resume "
+                    f"it with {resume}.")  # fmt: skip
+    there = sorted(p.name for p in out.iterdir() if p.name != LOCK
+                   and not p.name.endswith(TMP_SUFFIX)) if out.is_dir() else []  # fmt: skip
+    holds = f"{out} holds only {', '.join(there)}" if there else f"{out} holds nothing"
+    return (f"{head}; not even the files of the first epoch fit, so nothing of the training "
+            f"could be kept ({holds}): {fix} and train it anew with {resume}.")  # fmt: skip
+
+
+def _q(path: str | Path) -> str:
+    """`path` quoted for a shell, so that a hint pastes right when it holds spaces."""
+    return shlex.quote(str(path))
 
 
 # ---- evaluating a run ----

@@ -12,7 +12,9 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
+from ninlab.checksum import Unchecked
 from ninlab.errors import NinlabError
 from ninlab.train import Interrupted
 from ninlab.train.distributed import env_world
@@ -77,8 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """ninlab's own warnings as one line, "ninlab: warning: ..."; others as Python shows them."""
+    if issubclass(category, Unchecked):
+        print(f"ninlab: warning: {message}.", file=file or sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command line as given (`train --nproc` passes it on to torchrun)
     try:

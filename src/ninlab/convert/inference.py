@@ -28,13 +28,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from ninlab.checksum import check_weights, sealed_metadata
 from ninlab.convert.dense import DenseClassifier, convolutionalize
 from ninlab.convert.export import PixelClassifier, export_onnx, onnx_max_diff
 from ninlab.convert.fuse import fold_batchnorm, fuse_linear_1x1, unfused_1x1
 from ninlab.convert.measure import images_per_second
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write, writable_file
-from ninlab.models import create_model, imported_by, load_model
+from ninlab.models import create_model_for, imported_by, load_model
 from ninlab.train import TrainConfig
 from ninlab.version import __version__
 
@@ -136,6 +137,7 @@ def save_converted(
         meta |= {"model": config.model, "config": json.dumps(config.to_dict())}
     else:
         meta |= {"model": source["model"], "source": json.dumps(source)}
+    meta = sealed_metadata(meta, state)  # checked by load_converted
     atomic_write(Path(path), lambda tmp: save_file(state, tmp, metadata=meta))
 
 
@@ -149,6 +151,11 @@ def load_converted(
     file whose model is `package.module:callable` or `file.py:callable` is refused in one
     sentence unless `trust_code` is True (as with `trust_remote_code`: say yes only to a file
     whose author you trust, since importing the module runs it)."""
+    return _built_from(path, *_read_converted(path), trust_code)
+
+
+def _read_converted(path) -> tuple[dict, dict]:
+    """(metadata, tensors) of a file written by `save_converted`, checksum checked."""
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
@@ -160,19 +167,26 @@ def load_converted(
             f"{path} was not written by `ninlab convert`; pass a run directory, or convert the "
             "run first."
         )
+    check_weights(path, meta, state, _again(meta))  # before anything is built from the metadata
+    return meta, state
+
+
+def _again(meta: dict) -> str:
+    return "convert the run again" if "config" in meta else "convert the model again"
+
+
+def _built_from(path, meta: dict, state: dict, trust_code: bool):
+    """The converted model that `meta` describes, with the weights `state`: (model, config)."""
     try:  # ValueError: not JSON; KeyError, TypeError: fields missing or of the wrong type
         size = tuple(json.loads(meta["conversion"])["input_size"])
         if "config" in meta:
             config = TrainConfig.from_dict(json.loads(meta["config"]))
-            model = _built(path, state, create_model, config.model,
-                           num_classes=len(config.classes), in_chans=size[0])  # fmt: skip
+            model = create_model_for(state, path, config.model, num_classes=len(config.classes),
+                                     in_chans=size[0])  # fmt: skip
         else:
-            config, source = None, json.loads(meta["source"])
-            spec, kwargs = source["model"], source["kwargs"]
-            if not isinstance(spec, str) or not isinstance(kwargs, dict):
-                raise TypeError("its source is not a model name and a dict of arguments")
+            config, (spec, kwargs) = None, _source(meta)
             if imported_by(spec) is None:
-                model = _built(path, state, load_model, spec, kwargs)
+                model = create_model_for(state, path, spec, **kwargs)
             else:
                 _check_trusted(path, spec, trust_code)
                 model = load_model(spec, kwargs)
@@ -180,8 +194,17 @@ def load_converted(
         dense.load_state_dict(state)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         why = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise NinlabError(f"{path} is damaged ({why}); convert the run again.") from None
+        raise NinlabError(f"{path} is damaged ({why}); {_again(meta)}.") from None
     return dense.eval(), config
+
+
+def _source(meta: dict) -> tuple[str, dict]:
+    """The (spec, kwargs) of a model converted without a run."""
+    source = json.loads(meta["source"])
+    spec, kwargs = source["model"], source["kwargs"]
+    if not isinstance(spec, str) or not isinstance(kwargs, dict):
+        raise TypeError("its source is not a model name and a dict of arguments")
+    return spec, kwargs
 
 
 def _check_trusted(path, spec: str, trust_code: bool) -> None:
@@ -195,36 +218,26 @@ def _check_trusted(path, spec: str, trust_code: bool) -> None:
     )
 
 
-MAX_BYTES_PER_SAVED = 16  # a model may take this many bytes for each byte of saved weights
-
-
-def _built(path, state: dict, build, *args, **kwargs) -> nn.Module:
-    """build(*args, **kwargs) of a registry model, first on the meta device (no memory) to check
-    that its size fits the weights saved: sizes read from a damaged or hostile file (a billion
-    classes or channels) are refused before anything is allocated."""
-    with torch.device("meta"):
-        shape_only = build(*args, **kwargs)
-    need = sum(t.numel() * t.element_size() for t in (*shape_only.parameters(),
-                                                      *shape_only.buffers()))  # fmt: skip
-    saved = sum(t.numel() * t.element_size() for t in state.values())
-    if need > MAX_BYTES_PER_SAVED * saved + 2**20:
-        raise NinlabError(
-            f"{path} describes a model of {need:,} bytes but holds {saved:,} bytes of weights; "
-            "it is damaged. Convert the run again."
-        )
-    return build(*args, **kwargs)
-
-
 def load_converted_run(path: str | Path) -> tuple[ConvertedClassifier, TrainConfig]:
     """A file written by `ninlab convert RUN_DIR` as the classifier of that run (logits from the
     converted model, `ConvertedClassifier`) and the run's config: what `ninlab.runs.load_run`
-    returns for such a file, so that `predict` and `eval` take it in place of the run."""
-    dense, config = load_converted(path)
-    if config is None:
+    returns for such a file, so that `predict` and `eval` take it in place of the run. A file
+    converted from a model named without a run is refused before its model is built."""
+    meta, state = _read_converted(path)
+    if "config" not in meta:
+        try:
+            spec = _source(meta)[0]
+        except (ValueError, KeyError, TypeError):
+            spec = None
+        code = imported_by(spec) if spec else None
         raise NinlabError(
-            f"{path} was converted from a model named without a run, so it has no classes or "
-            "normalisation; convert a run (`ninlab convert RUN_DIR --out FILE`) to use it here."
-        )
+            f"{path} was converted from {repr(spec) if spec else 'a model'} named without a "
+            "run, so it has no classes or normalisation"
+            + (f" (and building it would import and run {code!r}, which opening a file never "
+               "does)" if code else "")
+            + "; convert a run (`ninlab convert RUN_DIR --out FILE`) to use it here."
+        )  # fmt: skip
+    dense, config = _built_from(path, meta, state, trust_code=False)
     return ConvertedClassifier(dense, config.model).eval(), config
 
 

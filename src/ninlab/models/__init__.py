@@ -3,6 +3,7 @@
 from ninlab.models import baselines, nin  # noqa: F401  (registers the models)
 from ninlab.models._registry import (
     create_model,
+    create_model_for,
     default_in_chans,
     list_models,
     model_description,
@@ -25,6 +26,7 @@ __all__ = [
     "conv1x1",
     "conv3x3",
     "create_model",
+    "create_model_for",
     "default_in_chans",
     "imported_by",
     "list_models",

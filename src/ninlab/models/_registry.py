@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from ninlab.errors import NinlabError
@@ -49,3 +50,24 @@ def create_model(
     model = fn(num_classes=num_classes, in_chans=in_chans, **kwargs)
     model.model_name = name
     return model
+
+
+MAX_BYTES_PER_SAVED = 16  # a model may take this many bytes for each byte of weights saved
+
+
+def create_model_for(weights: dict[str, torch.Tensor], where, name: str, **kwargs) -> nn.Module:
+    """create_model(name, **kwargs) for the saved `weights` read from `where`, built first on the
+    meta device (no memory) to check that its size fits them: sizes read from a damaged or
+    hostile file (a billion classes or channels) are refused in one sentence before anything is
+    allocated."""
+    with torch.device("meta"):
+        shape_only = create_model(name, **kwargs)
+    need = sum(t.numel() * t.element_size() for t in (*shape_only.parameters(),
+                                                      *shape_only.buffers()))  # fmt: skip
+    saved = sum(t.numel() * t.element_size() for t in weights.values())
+    if need > MAX_BYTES_PER_SAVED * saved + 2**20:
+        raise NinlabError(
+            f"{where} describes a {name} of {need:,} bytes, but its weights hold {saved:,} bytes; "
+            "it is damaged."
+        )
+    return create_model(name, **kwargs)
