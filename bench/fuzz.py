@@ -19,6 +19,13 @@ member turned into a link). About one in ten is left valid and must be accepted.
   special        valid images to accept: 16-bit, CMYK, palette with transparency, LA/RGBA,
                  1x1, 1x5000, EXIF-rotated; and headers claiming 100-900 million pixels, which
                  must be refused before decoding (memory and time are reported)
+  bomb           decompression bombs, which must be refused (or, once mutated, read correctly)
+                 within bounded memory: a Fashion-MNIST .gz of 2 MB that inflates to 2 GiB
+                 (its header promising all of it, or the published 60000x28x28 and then more)
+                 or whose header promises more than it holds, read by load_dataset; CIFAR
+                 archives with a member larger than the published file, a pax header of
+                 512 MiB or 65 members, read by _extract; PNGs whose zTXt, iTXt or iCCP chunk
+                 inflates to 200 MiB or that claim 2^31 x 2^31 or 60 million pixels in 57 bytes
   safetensors    load_weights: the 8-byte length, the JSON header (dtypes, shapes, offsets)
                  and the data mutated
   config         read_config: config.json with any JSON value in any field
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gzip
 import io
 import json
@@ -63,7 +71,14 @@ from PIL import Image, features
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ninlab.data.datasets import DATASETS, _check_labels, _extract, _read_cifar, load_dataset
+from ninlab.data.datasets import (
+    DATASETS,
+    MAX_MEMBERS,
+    _check_labels,
+    _extract,
+    _read_cifar,
+    load_dataset,
+)
 from ninlab.data.idx import IDX_DTYPES, read_idx
 from ninlab.data.images import load_image, read_image
 from ninlab.errors import NinlabError
@@ -438,6 +453,105 @@ def special_input(rng: random.Random, tmp: Path):
     return f"{name} {fmt} {what} {how}", read, check
 
 
+GIB = 2**30
+SLICE = 64 * 2**20  # zeros per gzip member of a bomb: 2 GiB take 2 MB
+
+
+def gzip_zeros(head: bytes, total: int) -> bytes:
+    """A gzip file of `head`, then zeros up to `total` bytes, made of SLICE-byte members."""
+    whole, rest = divmod(total - SLICE, SLICE)
+    first = gzip.compress(head + bytes(SLICE - len(head)), 9)
+    return first + gzip.compress(bytes(SLICE), 9) * whole + gzip.compress(bytes(rest), 9)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bytes(w: int, h: int, chunks: bytes = b"", idat: bytes | None = None) -> bytes:
+    """A grey 8-bit PNG of w x h: IHDR, `chunks`, then IDAT (zeros unless given)."""
+    idat = zlib.compress(bytes((w + 1) * h)) if idat is None else idat
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + chunks + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+def tar_of(members: list[tuple[str, int]], pax: int = 0) -> bytes:
+    """A .tar.gz of CIFAR-10-named members of zeros (name, size), after a pax header of `pax`
+    bytes when given (which tarfile would read whole)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, size in members:
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = size
+            tar.addfile(info, io.BytesIO(bytes(size)))
+    if not pax:
+        return gzip.compress(buf.getvalue(), 9)
+    head = tarfile.TarInfo("././@PaxHeader")
+    head.type, head.size = tarfile.XHDTYPE, pax
+    block = head.tobuf(format=tarfile.USTAR_FORMAT)
+    return gzip_zeros(block, len(block) + pax) + gzip.compress(buf.getvalue())
+
+
+@functools.cache
+def bombs() -> list[tuple[str, str, bytes]]:
+    """(name, kind: "idx", "tar" or "png", bytes), made once (about 2 s)."""
+
+    def head(*dims):
+        return idx_bytes(0x08, list(dims), b"")
+
+    def text(kind, n):
+        lead = b"k\0\1\0\0\0" if kind == b"iTXt" else b"k\0\0"
+        return png_chunk(kind, lead + zlib.compress(bytes(n), 9))
+
+    return [
+        ("idx header promises 2 GiB", "idx", gzip_zeros(head(2 * GIB // 784, 28, 28), 2 * GIB)),
+        ("idx 60000x28x28 then 2 GiB", "idx", gzip_zeros(head(60_000, 28, 28), 2 * GIB)),
+        ("idx promises more than it holds", "idx", gzip.compress(head(60_000, 28, 28) + bytes(99))),
+        ("tar member 64 MiB", "tar", tar_of([("data_batch_1.bin", SLICE)])),
+        ("tar pax header 512 MiB", "tar", tar_of([("test_batch.bin", 3073)], pax=512 * 2**20)),
+        ("tar 65 members", "tar", tar_of([(f"{k}.txt", 1) for k in range(MAX_MEMBERS + 1)])),
+        ("png zTXt 200 MiB", "png", png_bytes(8, 8, text(b"zTXt", 200 * 2**20))),
+        ("png iTXt 200 MiB", "png", png_bytes(8, 8, text(b"iTXt", 200 * 2**20))),
+        ("png iCCP 200 MiB", "png", png_bytes(8, 8, text(b"iCCP", 200 * 2**20))),
+        ("png 2^31 x 2^31", "png", png_bytes(2**31 - 1, 2**31 - 1, idat=b"")),
+        ("png 30000x2000 in 57 bytes", "png", png_bytes(30_000, 2_000, idat=b"")),
+    ]
+
+
+def bomb_input(rng: random.Random, tmp: Path):
+    name, kind, data = rng.choice(bombs())
+    how = "valid"
+    if rng.random() < 0.5:
+        data, how = mutate(data, rng)
+    if kind == "idx":  # in a Fashion-MNIST folder, as train-images-idx3-ubyte.gz
+        root = tmp / "bomb-data"  # 2 MB a bomb: one folder per case folder, rewritten
+        root.mkdir(exist_ok=True)
+        for prefix, n in (("train", 3), ("t10k", 2)):
+            images = idx_bytes(0x08, [n, 28, 28], rng.randbytes(n * 784))
+            (root / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
+            labels = idx_bytes(0x08, [n], bytes(range(n)))
+            (root / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+        (root / "train-images-idx3-ubyte.gz").write_bytes(data)
+        read = lambda: load_dataset("fashion-mnist", data_dir=root, download_ok=False)  # noqa: E731
+        check = lambda d: tuple(d.train_images.shape[1:]) == (1, 28, 28)  # noqa: E731
+    elif kind == "tar":
+        archive, dest = tmp / "b.tar.gz", tmp / f"out{rng.randrange(10**9)}"
+        archive.write_bytes(data)
+        sizes = {f: DATASETS["cifar10"].most_bytes(f) for f in DATASETS["cifar10"].files()}
+        read = lambda: _extract(archive, dest, sizes)  # noqa: E731
+
+        def check(paths) -> bool:
+            return all(p.is_file() and p.stat().st_size <= sizes[p.name] for p in paths)
+    else:
+        path = tmp / "b.png"
+        path.write_bytes(data)
+        read, check, what = image_reader(rng, path)
+        name += f" {what}"
+    if how == "valid":
+        check = lambda _: False  # noqa: E731  (a bomb must be refused)
+    return f"{name} {how}", read, check
+
+
 class Tiny(nn.Sequential):
     """Conv, batch norm (with its int64 counter) and linear: the kinds of tensors a model has."""
 
@@ -640,6 +754,7 @@ KINDS: dict[str, Callable] = {
     "tar": tar_input,
     **{fmt: format_input(fmt) for fmt in FORMATS},
     "special": special_input,
+    "bomb": bomb_input,
     "safetensors": safetensors_input,
     "config": config_input,
     "metrics": metrics_input,

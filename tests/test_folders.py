@@ -104,7 +104,7 @@ def test_a_decompression_bomb_is_refused_not_decoded(tmp_path, monkeypatch):
     "data, why",
     [
         (b"", "the file is empty"),
-        (b"hello", "not an image format"),
+        (b"hello", "not an image in a format ninlab reads"),
         (None, "corrupt or truncated"),
     ],  # fmt: skip
 )

@@ -178,3 +178,17 @@ def test_articles_in_what_a_callable_returned(tmp_path):
         load_model(f"{tmp_path}/m.py:one")
     with pytest.raises(NinlabError, match=r"m\.py:x is a float, not a callable"):
         load_model(f"{tmp_path}/m.py:x")
+
+
+def test_an_eps_file_is_not_opened(tmp_path, capsys):
+    """Pillow's EPS plugin hands the file to Ghostscript, a program outside Python: ninlab opens
+    only formats of plain pixels, so an EPS is refused before any plugin reads it."""
+    eps = tmp_path / "x.eps"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\nshowpage\n")
+    run = tmp_path / "run"
+    make_run_dir(run, "nin_fast")
+    assert main(["predict", str(run), str(eps)]) == 2
+    assert capsys.readouterr().err == (
+        f"ninlab: error: {eps} is not a readable image: not an image in a format ninlab reads "
+        "(PNG, JPEG, BMP, GIF, TIFF, WEBP or PPM/PGM).\n"
+    )

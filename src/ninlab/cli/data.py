@@ -2,11 +2,17 @@
 of your own images: the census (images per class and split, sizes, colour modes, unreadable
 files), how the images are read for training, and where the decoded cache is.
 
+A folder is decoded once into ~/.cache/ninlab/folders (under $XDG_CACHE_HOME when it is set).
+That cache holds at most $NINLAB_CACHE_MAX bytes (default 2G; e.g. 500M, or 0 to keep only what
+a run uses), the least recently used folders deleted first; --clear-cache empties it.
+
 Examples:
   ninlab data fashion-mnist
   ninlab data mnist --data-dir ~/datasets --wide
   ninlab data ~/photos
   ninlab data ~/photos --json
+  NINLAB_CACHE_MAX=500M ninlab data ~/photos
+  ninlab data --clear-cache
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ import json
 from pathlib import Path
 
 from ninlab.cli.options import add_data_dir, add_json, add_wide
-from ninlab.data import DATASETS, load_dataset
-from ninlab.data.folders import folder_census, is_folder_name
+from ninlab.data import DATASETS, cache, load_dataset
+from ninlab.data.folders import cache_root, folder_census, is_folder_name
 from ninlab.text import WIDTH, wrap
 
 
@@ -26,9 +32,14 @@ def add_arguments(p) -> None:
     add_data_dir(p)
     add_wide(p)
     add_json(p)
+    p.add_argument("--clear-cache", action="store_true",
+                   help="delete every folder decoded in the cache, then stop")  # fmt: skip
 
 
 def run(args) -> int:
+    if args.clear_cache:
+        print(clear_cache())
+        return 0
     if args.name not in DATASETS and is_folder_name(args.name):
         census = folder_census(args.name)
         print(json.dumps(census, indent=2) if args.json else format_census(census, args.width))
@@ -43,6 +54,19 @@ def run(args) -> int:
         return 0
     print(format_dataset(ds, args.width))
     return 0
+
+
+def clear_cache() -> str:
+    """Empty the folder cache; the line that says what went."""
+    folder = cache_root()
+    entries, files, size = cache.clear(folder)
+    if not files:
+        return f"the folder cache {_home(str(folder))} is empty; nothing to delete."
+    amount = f"{size / 2**20:,.1f} MiB" if size >= 2**20 else f"{size:,} bytes"
+    return (
+        f"deleted {entries:,} entr{'y' if entries == 1 else 'ies'} ({files:,} "
+        f"file{'s' * (files != 1)}, {amount}) from {_home(str(folder))}."
+    )
 
 
 def format_dataset(ds, width: int | None = WIDTH) -> str:

@@ -7,11 +7,19 @@ finally a download from the data set's official address into the cache. Files fo
 directory or the cache, and every download, are checked against the SHA-256 of their
 *decompressed* content (Debian's .gz files differ from the originals only in the gzip header).
 Files in a directory the user names are checked for format only, so a user may bring a subset.
+
+Nothing is inflated past a bound known before it is read: a file may hold at most what the
+published file holds (`DatasetSpec.most_bytes`, from the published counts of examples), an IDX
+header must promise no more, and its .gz is inflated no further than the header promises
+(ninlab.data.inflate). Archives are read header by header: a member larger than the data set's
+file, more than MAX_MEMBERS members or more than TAR_HEADERS bytes of headers (pax records, long
+names) are refused before the data is read, so a bomb costs a second, not the disk or the memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import os
 import shutil
@@ -27,7 +35,8 @@ import torch
 
 from ninlab.data.dataset import Dataset
 from ninlab.data.folders import FolderOptions, is_folder_name, load_folder
-from ninlab.data.idx import parse_idx, read_bytes
+from ninlab.data.idx import parse_idx, promised
+from ninlab.data.inflate import Limit, read_bytes
 from ninlab.errors import NinlabError
 
 FASHION_CLASSES = (
@@ -50,6 +59,11 @@ CIFAR100_CLASSES = tuple(
     train trout tulip turtle wardrobe whale willow_tree wolf woman worm""".split()
 )
 
+MAX_MEMBERS = 64  # members of an archive (CIFAR-10's has 9 with its folder, CIFAR-100's 5)
+OTHER_MEMBER = 2**20  # bytes of a member that ninlab does not extract (readme.html, *.meta.txt)
+MAX_MEMBER = 2**28  # bytes of any member, when the caller gives no sizes (cifar-100: 153.7 MB)
+TAR_HEADERS = 2**20  # bytes of all tar headers together: 512 a member in a data set's archive
+
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -65,6 +79,7 @@ class DatasetSpec:
     classes: tuple[str, ...]
     image_shape: tuple[int, int, int]  # C, H, W
     urls: tuple[str, ...]  # base addresses (idx: + file name + ".gz") or archive addresses (cifar)
+    examples: tuple[int, int]  # (train, test) images in the published files
     sha256: dict[str, str]  # decompressed file name -> SHA-256 of its content
     apt_package: str | None = None
     # cifar only: member files per split, the folder inside the archive, label bytes per record
@@ -81,6 +96,31 @@ class DatasetSpec:
             return [f for pair in IDX_FILES.values() for f in pair]
         return [m for ms in self.members.values() for m in ms]
 
+    def most_bytes(self, fname: str) -> int:
+        """Bytes of the published file `fname` once decompressed, the most a copy may hold (a
+        user may bring a subset, not more): IDX images 4 + 4 * 3 + N * H * W (Fashion-MNIST's
+        train-images 16 + 60,000 * 784 = 47,040,016), labels 4 + 4 + N; a CIFAR file N / files
+        records of label_bytes + 3 * 32 * 32 (CIFAR-10's data_batch_1.bin 10,000 * 3,073)."""
+        c, h, w = self.image_shape
+        if self.format == "idx":
+            for n, (images, labels) in zip(self.examples, IDX_FILES.values(), strict=True):
+                if fname == images:
+                    return 16 + n * h * w
+                if fname == labels:
+                    return 8 + n
+        for n, members in zip(self.examples, self.members.values(), strict=True):
+            if fname in members:
+                return n // len(members) * (self.label_bytes + c * h * w)
+        raise KeyError(f"{fname} is not a file of {self.name}")
+
+    def limit(self, fname: str) -> Limit:
+        """`most_bytes` as the bound of a read, with the words of its refusal."""
+        return Limit(
+            self.most_bytes(fname),
+            f"the published {self.name} file {fname}",
+            "replace it with the published file (this one is corrupt or from another data set)",
+        )
+
 
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
@@ -90,6 +130,7 @@ DATASETS: dict[str, DatasetSpec] = {
             format="idx",
             classes=FASHION_CLASSES,
             image_shape=(1, 28, 28),
+            examples=(60_000, 10_000),
             urls=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
             sha256={
                 "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
@@ -104,6 +145,7 @@ DATASETS: dict[str, DatasetSpec] = {
             format="idx",
             classes=MNIST_CLASSES,
             image_shape=(1, 28, 28),
+            examples=(60_000, 10_000),
             urls=(
                 "https://ossci-datasets.s3.amazonaws.com/mnist/",
                 "http://yann.lecun.com/exdb/mnist/",
@@ -120,6 +162,7 @@ DATASETS: dict[str, DatasetSpec] = {
             format="idx",
             classes=KMNIST_CLASSES,
             image_shape=(1, 28, 28),
+            examples=(60_000, 10_000),
             urls=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
             sha256={},
             gz_sha256={
@@ -134,6 +177,7 @@ DATASETS: dict[str, DatasetSpec] = {
             format="cifar",
             classes=CIFAR10_CLASSES,
             image_shape=(3, 32, 32),
+            examples=(50_000, 10_000),
             urls=("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
             sha256={
                 "data_batch_1.bin": "cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5",
@@ -155,6 +199,7 @@ DATASETS: dict[str, DatasetSpec] = {
             format="cifar",
             classes=CIFAR100_CLASSES,
             image_shape=(3, 32, 32),
+            examples=(50_000, 10_000),
             urls=("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",),
             sha256={
                 "train.bin": "f31298fc616915fa142368359df1c4ca2ae984d6915ca468b998a5ec6aeebf29",
@@ -223,11 +268,18 @@ def _find_file(spec: DatasetSpec, fname: str, dirs: list[tuple[Path, bool]]):
     for d, checked in dirs:
         for candidate in (d / fname, d / (fname + ".gz"), d / spec.archive_dir / fname):
             if candidate.is_file():
-                data = read_bytes(candidate)
+                data = _read(spec, fname, candidate)
                 if checked:
                     _check_hash(spec, fname, data, candidate)
                 return data, candidate
     return None, None
+
+
+def _read(spec: DatasetSpec, fname: str, path: Path) -> bytes:
+    """The content of a copy of `fname`, within the published file's size (and, for an IDX
+    file, within what its header promises)."""
+    promise = (lambda head: promised(head, str(path))) if spec.format == "idx" else None
+    return read_bytes(path, spec.limit(fname), promise)
 
 
 def _download(url: str, dest: Path) -> None:
@@ -264,7 +316,7 @@ def download(spec: DatasetSpec) -> list[str]:
                     gz_hash = spec.gz_sha256.get(fname)
                     if gz_hash and _sha256((cache / (fname + ".gz")).read_bytes()) != gz_hash:
                         raise NinlabError("the download does not match its published SHA-256")
-                    data = read_bytes(cache / (fname + ".gz"))
+                    data = _read(spec, fname, cache / (fname + ".gz"))
                     _check_hash(spec, fname, data, cache / (fname + ".gz"))
                     break
                 except (urllib.error.URLError, OSError, ValueError, NinlabError) as e:
@@ -279,7 +331,7 @@ def download(spec: DatasetSpec) -> list[str]:
             _download(url, archive)
             if spec.archive_sha256 and _sha256(archive.read_bytes()) != spec.archive_sha256:
                 raise NinlabError(f"{url} does not match its published SHA-256")
-            _extract(archive, cache, spec.files())
+            _extract(archive, cache, {f: spec.most_bytes(f) for f in spec.files()})
             archive.unlink()
             return []
         except (urllib.error.URLError, OSError, ValueError, tarfile.TarError, NinlabError) as e:
@@ -288,35 +340,93 @@ def download(spec: DatasetSpec) -> list[str]:
     return failures
 
 
+class _HeaderReads:
+    """A file object for tarfile whose reads, while `budget` is set, may total at most that
+    many bytes: tarfile reads headers through it (512 bytes a member, and pax or long-name
+    records whole, however long their header says they are), and skips members' data by seek."""
+
+    def __init__(self, f, budget: int):
+        self.f, self.budget = f, budget
+
+    def read(self, n: int = -1) -> bytes:
+        if self.budget is not None:
+            if n is None or n < 0 or n > self.budget:
+                raise _TooMuchHeader
+            self.budget -= n
+        return self.f.read(n)
+
+    def seek(self, *args) -> int:
+        return self.f.seek(*args)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+
+class _TooMuchHeader(Exception):
+    """Raised inside tarfile when its headers pass TAR_HEADERS bytes."""
+
+
 def _extract(archive: Path, dest: Path, names) -> list[Path]:
     """Extract the regular files of tar `archive` whose file name is in `names` into `dest`;
-    returns their paths. The whole archive is refused first if any member is a link, a device, or
-    has an absolute path or a `..` component: such a member could write outside `dest`, and no
-    data set's archive holds one (tarfile's "data" filter would stop most of them too)."""
+    returns their paths. `names` may map each name to the most bytes it may have (else
+    MAX_MEMBER); any other member may have OTHER_MEMBER. The whole archive is refused, each
+    member as soon as its header is read (before its data), if a member is larger, a link, a
+    device, sparse, or has an absolute path or a `..` component (it could write outside `dest`;
+    tarfile's "data" filter would stop most of them too), if it has more than MAX_MEMBERS
+    members, or more than TAR_HEADERS bytes of headers: no data set's archive has such a one."""
+    sizes = dict(names) if isinstance(names, dict) else dict.fromkeys(names, MAX_MEMBER)
+    opener = gzip.open if archive.suffix == ".gz" else open
     try:
-        with tarfile.open(archive, "r:gz" if archive.suffix == ".gz" else "r:") as tar:
-            members = tar.getmembers()
-            for m in members:
-                why = (
-                    "an absolute path" if m.name.startswith("/") or PurePosixPath(m.name).anchor
-                    else "a '..' component" if ".." in PurePosixPath(m.name).parts
-                    else "a link" if m.issym() or m.islnk()
-                    else "a device or pipe" if not (m.isfile() or m.isdir())
-                    else None
-                )  # fmt: skip
-                if why:
-                    raise NinlabError(
-                        f"{archive} has a member with {why} ({m.name!r}), which no data set's "
-                        "archive has; delete it, it is not the published file."
-                    )
-            wanted = [m for m in members if m.isfile() and PurePosixPath(m.name).name in names]
-            tar.extractall(dest, members=wanted, filter="data")
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        with opener(archive, "rb") as raw:
+            f = _HeaderReads(raw, TAR_HEADERS)
+            with tarfile.open(fileobj=f, mode="r:") as tar:
+                wanted = []
+                for k, m in enumerate(tar):  # the next header is read after this one's checks
+                    _check_member(archive, m, k, sizes, isinstance(names, dict))
+                    if m.isfile() and PurePosixPath(m.name).name in sizes:
+                        wanted.append(m)
+                f.budget = None  # the data: read in blocks of 16 KiB, no more than checked
+                tar.extractall(dest, members=wanted, filter="data")
+    except _TooMuchHeader:
+        raise NinlabError(
+            f"{archive} has more than {TAR_HEADERS:,} bytes of tar headers (pax records, long "
+            "names or sparse maps), which no data set's archive has; delete it, it is not the "
+            "published file."
+        ) from None
+    except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as e:
         raise NinlabError(
             f"cannot extract {archive} ({' '.join(str(e).split())}); delete it so that ninlab "
             "downloads it again."
         ) from None
     return [dest / m.name for m in wanted]
+
+
+def _check_member(archive: Path, m: tarfile.TarInfo, k: int, sizes: dict, published: bool):
+    """One sentence for the `k`-th member `m` of `archive` that no data set's archive has;
+    `sizes` are those of the published files when `published`, else MAX_MEMBER each."""
+    path = PurePosixPath(m.name)
+    most = sizes.get(path.name, OTHER_MEMBER)
+    of = (
+        f"the published {path.name}" if path.name in sizes and published
+        else "any data set's file" if path.name in sizes
+        else "any file besides the data"
+    )  # fmt: skip
+    why = (
+        f"more than {MAX_MEMBERS} members" if k >= MAX_MEMBERS
+        else "an absolute path" if m.name.startswith("/") or path.anchor
+        else "a '..' component" if ".." in path.parts
+        else "a link" if m.issym() or m.islnk()
+        else "a device or pipe" if not (m.isfile() or m.isdir())
+        else "a sparse file" if m.issparse()
+        else f"{m.size:,} bytes, more than the {most:,} of {of}"
+        if m.size > most
+        else None
+    )  # fmt: skip
+    if why:
+        raise NinlabError(
+            f"{archive} has a member with {why} ({m.name!r}), which no data set's archive has; "
+            "delete it, it is not the published file."
+        )
 
 
 def _not_found(spec: DatasetSpec, fname: str, dirs, failures: list[str]) -> NinlabError:

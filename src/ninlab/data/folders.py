@@ -12,10 +12,14 @@ Reading takes two passes over the files, each in parallel processes when that pa
 2. decoding prepares every image as `ninlab.data.images.prepare` does (S x S, aspect kept by
    padding or cropping) into one (N, C, S, S) uint8 tensor.
 Files that cannot be read (empty, truncated, not images, decompression bombs) are skipped and
-listed. Both passes are cached under ~/.cache/ninlab/folders/: the census by the file list (paths,
-sizes, modification times), the tensor by that and the options, so a second run starts in
-seconds and a changed folder is read again. The tensor must fit in memory: N x C x S x S bytes,
-refused with one sentence above half of the memory available.
+listed. A file whose header reads but whose data does not (a truncated PNG) leaves the census when
+decoding finds it, so that every count and default is of the images read; should that change a
+default, the folder is decoded again. Both passes are cached under ~/.cache/ninlab/folders/: the
+census by the file list (paths, sizes, modification times), the tensor by that and the options,
+so a second run starts in seconds and a changed folder is read again. The cache holds at most
+NINLAB_CACHE_MAX bytes (default 2G), the least recently used entries deleted first
+(ninlab.data.cache); `ninlab data --clear-cache` empties it. The tensor must fit in memory:
+N x C x S x S bytes, refused with one sentence above half of the memory available.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ninlab.data import cache
 from ninlab.data.dataset import Dataset
 from ninlab.data.images import (
     FITS,
@@ -45,8 +50,10 @@ from ninlab.data.images import (
     open_image,
     prepare,
     to_tensor,
+    too_large,
     unreadable,
 )
+from ninlab.data.inflate import available_memory
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write, write_text
 from ninlab.progress import bar as progress_bar
@@ -100,6 +107,11 @@ class Census:
     layout: Layout
     headers: dict[str, tuple[int, int, str]]
     bad: dict[str, str]  # relative path -> why it was skipped
+
+    def without(self, bad: dict[str, str]) -> Census:
+        """The census with the files of `bad` (path -> why) moved from the readable to the bad."""
+        headers = {p: h for p, h in self.headers.items() if p not in bad}
+        return Census(self.layout, headers, {**self.bad, **bad})
 
     def default_size(self) -> tuple[int, str]:
         """S and why."""
@@ -195,12 +207,16 @@ def _header(path: str) -> tuple[int, int, str] | str:
 def _decode(job: tuple[str, str, int, str]) -> bytes | str:
     path, mode, size, fit = job
     try:
-        with open_image(path) as img:
-            return to_tensor(prepare(img, mode, size, fit)).numpy().tobytes()
+        img = open_image(path)
     except UnreadableImage as e:
         return e.why
-    except (OSError, ValueError, SyntaxError) as e:  # corrupt image data, found while decoding
-        return unreadable(path, e).why
+    with img:
+        try:
+            return to_tensor(prepare(img, mode, size, fit)).numpy().tobytes()
+        except (OSError, ValueError, SyntaxError) as e:  # corrupt image data, found decoding
+            return unreadable(path, e).why
+        except MemoryError:
+            return too_large(path, img).why
 
 
 def _map(fn: Callable, jobs: Sequence, desc: str, progress: bool) -> list:
@@ -251,6 +267,7 @@ def take_census(layout: Layout, progress: bool = True) -> tuple[Census, str]:
     try:
         d = json.loads(cached.read_text())
         headers = {k: tuple(v) for k, v in d["headers"].items()}
+        cache.touch(cached)
         return Census(layout, headers, d["bad"]), key
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -258,9 +275,14 @@ def take_census(layout: Layout, progress: bool = True) -> tuple[Census, str]:
     results = _map(_header, paths, "reading headers", progress)
     headers = {p: r for p, r in zip(layout.paths, results, strict=True) if isinstance(r, tuple)}
     bad = {p: r for p, r in zip(layout.paths, results, strict=True) if isinstance(r, str)}
-    _write_cache(cached, lambda tmp: Path(tmp).write_text(json.dumps(
-        {"headers": headers, "bad": bad}, separators=(",", ":"))))  # fmt: skip
-    return Census(layout, headers, bad), key
+    census = Census(layout, headers, bad)
+    _save_census(census, key)
+    return census, key
+
+
+def _save_census(census: Census, key: str) -> None:
+    _write_cache(cache_root() / f"{key}.census.json", lambda tmp: Path(tmp).write_text(json.dumps(
+        {"headers": census.headers, "bad": census.bad}, separators=(",", ":"))))  # fmt: skip
 
 
 def _write_cache(path: Path, write: Callable[[str], object]) -> None:
@@ -283,17 +305,6 @@ def resolve(census: Census, options: FolderOptions) -> tuple[FolderOptions, dict
     return FolderOptions(size, mode, options.fit, options.val_split, options.seed), why
 
 
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (MemAvailable; else the free pages)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
 def _check_memory(root: Path, n: int, c: int, s: int) -> None:
     need, have = n * c * s * s, available_memory()
     if need > have / 2:
@@ -313,6 +324,7 @@ def _decode_all(census: Census, options: FolderOptions, key: str, progress: bool
         with safe_open(path, "pt") as f:
             meta = f.metadata()
             t = {k: f.get_tensor(k) for k in ("images", "labels")}
+        cache.touch(path)
         return t["images"], t["labels"], json.loads(meta["files"]), json.loads(meta["bad"]), path
     except (OSError, SafetensorError, KeyError, ValueError, TypeError):
         pass
@@ -354,17 +366,27 @@ def load_folder(
 
 def _load(root, options, log, progress):
     """(Dataset, Layout, Census, resolved options, why each default) of a folder."""
+    cap = cache.cache_max()  # a NINLAB_CACHE_MAX that is not a size: said before any work
     layout = scan(root)
     root = layout.root.resolve()
     census, key = take_census(layout, progress)
-    options, why = resolve(census, options or FolderOptions())
-    images, labels, files, bad, cache = _decode_all(census, options, key, progress, log)
+    wanted = options or FolderOptions()
+    options, why = resolve(census, wanted)
+    images, labels, files, bad, cached = _decode_all(census, options, key, progress, log)
+    if set(bad) != set(census.bad):  # headers that read, data that did not: out of the census
+        census = census.without({p: r for p, r in bad.items() if p not in census.bad})
+        _save_census(census, key)
+        first = options
+        options, why = resolve(census, wanted)
+        if options != first:  # the unreadable files had swayed a default
+            images, labels, files, bad, cached = _decode_all(census, options, key, progress, log)
+    cache.evict(cache_root(), keep={key, cache.key_of(cached)}, cap=cap)
     if log:
         log(describe(root, len(files), len(layout.classes), options, why))
         if bad:
             shown = ", ".join(list(bad)[:3]) + (", ..." if len(bad) > 3 else "")
             log(fill(f"skipped {len(bad):,} unreadable file{'s' * (len(bad) > 1)} ({shown}); "
-                     f"the list with reasons: {cache.with_suffix('.skipped.txt')}",
+                     f"the list with reasons: {cached.with_suffix('.skipped.txt')}",
                      indent="  "))  # fmt: skip
     split_of = dict(zip(layout.paths, layout.splits, strict=True)) if layout.splits else None
     test = _test_mask(labels, files, split_of, options)
@@ -376,7 +398,7 @@ def _load(root, options, log, progress):
         train_labels=labels[~test],
         test_images=images[test],
         test_labels=labels[test],
-        sources={"folder": str(root), "cache": str(cache)},
+        sources={"folder": str(root), "cache": str(cached)},
         root=str(root),
         files={
             "train": [f for f, t in zip(files, test.tolist(), strict=True) if not t],
@@ -447,7 +469,7 @@ def folder_census(
     test = data.test_labels.bincount(minlength=data.num_classes).tolist()
     class_of = {p: layout.classes[k] for p, k in zip(layout.paths, layout.labels, strict=True)}
     skipped = Counter(class_of[p] for p in data.skipped)
-    cache = Path(data.sources["cache"])
+    tensors = Path(data.sources["cache"])
     return {
         "folder": data.root,
         "layout": (
@@ -466,11 +488,20 @@ def folder_census(
         "height": _spread(heights),
         "modes": dict(Counter(m for _, _, m in census.headers.values()).most_common()),
         "skipped": data.skipped,
-        "skipped_list": str(cache.with_suffix(".skipped.txt")) if data.skipped else None,
+        "skipped_list": str(tensors.with_suffix(".skipped.txt")) if data.skipped else None,
         "read_as": {**asdict(resolved), "why": why},
-        "cache": str(cache),
-        "cache_mib": round(cache.stat().st_size / 2**20, 1) if cache.is_file() else None,
+        "cache": str(tensors),
+        "cache_mib": _mib(tensors),
     }
+
+
+def _mib(path: Path) -> float | None:
+    """The size of a cache file in MiB; None when it is not there (unwritable, or evicted by
+    another process since)."""
+    try:
+        return round(path.stat().st_size / 2**20, 1)
+    except OSError:
+        return None
 
 
 def _spread(values: list[int]) -> list[int]:

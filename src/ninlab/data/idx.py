@@ -2,18 +2,20 @@
 
 Layout (LeCun et al., http://yann.lecun.com/exdb/mnist/): two zero bytes, one dtype byte, one byte
 with the number of dimensions, then one big-endian int32 per dimension, then the data, row-major.
+The header thus promises the file's exact length: a .gz file is inflated no further than that
+(ninlab.data.inflate), so a small file that inflates to gigabytes is refused in a second.
 """
 
 from __future__ import annotations
 
 import gzip
 import math
-import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ninlab.data.inflate import Limit, read_bytes
 from ninlab.errors import NinlabError
 
 # dtype byte -> numpy dtype (big-endian as stored)
@@ -28,31 +30,15 @@ IDX_DTYPES = {
 MAX_DIMS = 8  # images are N x H x W and labels N; numpy stops at 64
 
 
-def read_bytes(path: str | Path) -> bytes:
-    """The decompressed content of `path`, gzip or raw; a damaged gzip file raises NinlabError."""
-    path = Path(path)
-    if not path.is_file():
-        raise NinlabError(f"{path} does not exist or is not a file.")
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            return gzip.decompress(raw)
-        return raw
-    except (EOFError, OSError, zlib.error) as e:
-        raise NinlabError(
-            f"{path} is truncated or corrupt ({e}); delete it so that ninlab fetches it again, "
-            "or reinstall the data set."
-        ) from None
-
-
-def parse_idx(data: bytes, name: str = "<bytes>") -> torch.Tensor:
-    """Parse IDX bytes into a tensor, checking magic number, dtype, dimensions and length."""
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise NinlabError(
-            f"{name} is not an IDX file: wrong magic number "
-            f"(expected 00 00 <dtype> <ndim>, found {data[:4].hex(' ') or 'nothing'})."
-        )
-    dtype_code, ndim = data[2], data[3]
+def promised(head: bytes, name: str = "<bytes>") -> tuple[int, str] | None:
+    """(total length, "60000x28x28, uint8") that the first bytes of an IDX file promise, or None
+    while they are too few to say; a wrong magic number, dtype or dimension count, or dimensions
+    that no file could hold, raise NinlabError."""
+    if len(head) >= 2 and (head[0] != 0 or head[1] != 0):
+        raise _not_idx(head, name)
+    if len(head) < 4:
+        return None
+    dtype_code, ndim = head[2], head[3]
     if dtype_code not in IDX_DTYPES:
         raise NinlabError(f"{name} has an unknown IDX dtype code 0x{dtype_code:02x}.")
     if not 1 <= ndim <= MAX_DIMS:
@@ -60,28 +46,49 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> torch.Tensor:
             f"{name} declares {ndim} dimensions; ninlab reads IDX files of 1 to {MAX_DIMS}."
         )
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise NinlabError(f"{name} is truncated inside its header ({len(data)} bytes).")
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    if len(head) < header:
+        return None
+    dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     dtype = IDX_DTYPES[dtype_code]
-    expected = header + math.prod(dims) * dtype.itemsize  # exact: np.prod wraps at 2**64
     if math.prod(max(d, 1) for d in dims) * dtype.itemsize >= 2**62:  # numpy's own limit, 0 or not
         raise NinlabError(
             f"{name} declares a {'x'.join(map(str, dims))} array of {dtype.name}, more than any "
             "file can hold; the file is corrupt."
         )
+    return header + math.prod(dims) * dtype.itemsize, f"{'x'.join(map(str, dims))}, {dtype.name}"
+
+
+def _not_idx(data: bytes, name: str) -> NinlabError:
+    return NinlabError(
+        f"{name} is not an IDX file: wrong magic number "
+        f"(expected 00 00 <dtype> <ndim>, found {data[:4].hex(' ') or 'nothing'})."
+    )
+
+
+def parse_idx(data: bytes, name: str = "<bytes>") -> torch.Tensor:
+    """Parse IDX bytes into a tensor, checking magic number, dtype, dimensions and length."""
+    got = promised(data, name)
+    if got is None:
+        if len(data) < 4:
+            raise _not_idx(data, name)
+        raise NinlabError(f"{name} is truncated inside its header ({len(data)} bytes).")
+    expected, said = got  # exact: np.prod would wrap at 2**64
     if len(data) != expected:
         raise NinlabError(
-            f"{name} has {len(data):,} bytes but its header ({'x'.join(map(str, dims))}, "
-            f"{dtype.name}) needs {expected:,}; the file is truncated or corrupt."
+            f"{name} has {len(data):,} bytes but its header ({said}) needs {expected:,}; the "
+            "file is truncated or corrupt."
         )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    dtype = IDX_DTYPES[data[2]]
+    array = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim).reshape(dims)
     return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
 
 
-def read_idx(path: str | Path) -> torch.Tensor:
-    """Read an IDX file (.gz or raw) into a tensor of its dtype and shape."""
-    return parse_idx(read_bytes(path), str(path))
+def read_idx(path: str | Path, limit: Limit | None = None) -> torch.Tensor:
+    """Read an IDX file (.gz or raw) into a tensor of its dtype and shape, inflating no more than
+    its header promises, which must be within `limit` (default: half of the memory available)."""
+    return parse_idx(read_bytes(path, limit, lambda head: promised(head, str(path))), str(path))
 
 
 def write_idx(path: str | Path, tensor: torch.Tensor, compress: bool | None = None) -> Path:

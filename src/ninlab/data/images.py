@@ -13,6 +13,10 @@ and more pixels per byte of the file than any image reaches: 8 when the data are
 Pillow 13.0 reach 23,700 pixels per byte as lossless WebP, 16,300 as TIFF group 4, 7,900 as 1-bit
 PNG, 1,200 as GIF, 85 as JPEG. Found by bench/fuzz.py: one flipped bit in the header of a 766-byte
 raw TIFF claims 75 million pixels, which PIL decodes as zeros (1.2 s and 1.4 GB of memory).
+A PNG's text and colour-profile chunks (zTXt, iTXt, iCCP) are inflated by Pillow within
+PngImagePlugin.MAX_TEXT_CHUNK (1 MiB each, 64 MiB in all); past it they are refused as a bomb too.
+An image that is real but does not fit in the memory left (a `ulimit -v`) is refused, not a
+MemoryError.
 
 A photo shown to a trained model (`read_file`) may also be trimmed and inverted to look like the
 training images, as their `Look` measures it (`measure_look`):
@@ -47,7 +51,13 @@ RAW = {("TIFF", "raw"), ("BMP", 0), ("BMP", 3)}  # (format, compression) of data
 # what PIL raises for a damaged file: its own fuzzers expect the first five; bench/fuzz.py found
 # the others in Pillow 13.0 on TIFFs with a retyped tag: strip offsets stored as fractions
 # (TypeError from seek), a colour map of signed bytes (OverflowError from array("B", ...))
+# the formats ninlab opens: Pillow's decoders of plain pixels. Its other plugins stay shut (EPS
+# runs Ghostscript, a program outside Python, on the file's PostScript)
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 DAMAGED = (OSError, ValueError, SyntaxError, EOFError, struct.error, TypeError, OverflowError)
+# the words of the ValueError that Pillow 13.0 raises for a PNG whose zTXt, iTXt or iCCP chunk
+# inflates past PngImagePlugin.MAX_TEXT_CHUNK (1 MiB), or whose text passes MAX_TEXT_MEMORY
+PILLOW_BOMBS = ("Decompressed data too large", "Too much memory used in text chunks")
 GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 CHOICES = ("auto", "yes", "no")  # of invert and trim (--invert, --trim)
 MID_GREY = 127.5  # a background darker than this is "dark", else "light"
@@ -263,8 +273,27 @@ class UnreadableImage(NinlabError):
 def unreadable(path, error: Exception) -> UnreadableImage:
     if isinstance(error, UnidentifiedImageError):
         empty = Path(path).is_file() and Path(path).stat().st_size == 0
-        return UnreadableImage(path, "the file is empty" if empty else "not an image format")
+        what = (
+            "the file is empty"
+            if empty
+            else (f"not an image in a format ninlab reads ({', '.join(FORMATS[:-1])} or PPM/PGM)")
+        )
+        return UnreadableImage(path, what)
+    if any(words in str(error) for words in PILLOW_BOMBS):
+        return UnreadableImage(
+            path, f"a text or colour-profile chunk inflates past Pillow's bound ({error}), "
+            "refused as a decompression bomb"
+        )  # fmt: skip
     return UnreadableImage(path, f"corrupt or truncated ({error})")
+
+
+def too_large(path, img: Image.Image) -> UnreadableImage:
+    """For a MemoryError while decoding `img`: the image is real, the memory is short."""
+    return UnreadableImage(
+        path,
+        f"its {img.width:,} x {img.height:,} pixels do not fit in the memory available (shrink "
+        "it, or free some memory)",
+    )
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -273,7 +302,7 @@ def open_image(path: str | Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(path, formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UnreadableImage(
             path, f"over {Image.MAX_IMAGE_PIXELS:,} pixels, refused as a decompression bomb"
@@ -339,6 +368,8 @@ def read_file(
             how = "own size" if not size else square if decoded.width == decoded.height else fit
     except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data (see _decode)
         raise unreadable(path, e) from None
+    except MemoryError:  # under a `ulimit -v`, or a small machine: the pixels are real
+        raise too_large(path, img) from None
     finally:
         img.close()
     level = border_level(x)
