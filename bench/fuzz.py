@@ -27,10 +27,15 @@ member turned into a link). About one in ten is left valid and must be accepted.
                  512 MiB or 65 members, read by _extract; PNGs whose zTXt, iTXt or iCCP chunk
                  inflates to 200 MiB or that claim 2^31 x 2^31 or 60 million pixels in 57 bytes
   safetensors    load_weights: the 8-byte length, the JSON header (dtypes, shapes, offsets)
-                 and the data mutated
+                 and the data mutated (the file carries its checksum, as ninlab writes it)
+  converted      load_converted: a converted lenet_fc whose bytes are mutated, or whose metadata
+                 names a model that would run code (os:system, subprocess:run, builtins:exec, a
+                 file.py:callable that writes a canary) or sizes of a billion classes or
+                 channels, resealed with a valid checksum as an attacker would: nothing may run
+                 (the canary must never appear) and no memory may be taken for the sizes
   config         read_config: config.json with any JSON value in any field
   metrics        read_metrics: metrics.jsonl rows of any JSON (a row may lack fields; those
-                 it has must be numbers)
+                 it has must be numbers, losses not negative, accuracies from 0 to 1)
   checkpoint     read_checkpoint: a real TrainState checkpoint, bytes of the zip or of its
                  data.pkl mutated (the zip's CRC is not checked), or values retyped
 An accepted result is checked (a tensor of the declared shape and dtype, a config whose fields
@@ -68,9 +73,11 @@ import numpy as np
 import torch
 from machine import describe, matmul_rate
 from PIL import Image, features
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from ninlab.checksum import sealed_metadata
+from ninlab.convert import for_inference, load_converted, save_converted
 from ninlab.data.datasets import (
     DATASETS,
     MAX_MEMBERS,
@@ -82,6 +89,7 @@ from ninlab.data.datasets import (
 from ninlab.data.idx import IDX_DTYPES, read_idx
 from ninlab.data.images import load_image, read_image
 from ninlab.errors import NinlabError
+from ninlab.models import create_model
 from ninlab.runs import METRICS, load_weights, read_checkpoint, read_config, read_metrics
 from ninlab.train import TrainConfig, TrainState
 from ninlab.train.optim import make_optimizer, make_scheduler
@@ -563,7 +571,7 @@ def safetensors_input(rng: random.Random, tmp: Path):
     model = Tiny()
     path = tmp / "w.safetensors"
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"model": "tiny", "config": "{}"})
+    save_file(state, str(path), metadata=sealed_metadata({"model": "tiny", "config": "{}"}, state))
     base = path.read_bytes()
 
     def structural():
@@ -606,6 +614,66 @@ def safetensors_input(rng: random.Random, tmp: Path):
         )
 
     return f"safetensors {how}", lambda: load_weights(model, path, "tiny"), check
+
+
+class CodeRan(Exception):
+    """A reader ran code named in a file: the worst failure, counted as a traceback."""
+
+
+@functools.cache
+def converted_base() -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of lenet_fc converted without a run, as `ninlab convert --model`
+    writes it (made once)."""
+    dense, conversion = for_inference(create_model("lenet_fc").eval(), (1, 28, 28))
+    buf = Path(tempfile.mkdtemp(prefix="ninlab-fuzz-conv-")) / "lenet.safetensors"
+    save_converted(dense, buf, conversion, None, {"model": "lenet_fc", "kwargs": {}})
+    meta, tensors = safe_open(str(buf), "pt").metadata(), load_file(buf)
+    buf.unlink()
+    buf.parent.rmdir()
+    return meta, tensors
+
+
+def converted_input(rng: random.Random, tmp: Path):
+    meta, tensors = converted_base()
+    path, canary, evil = tmp / "c.safetensors", tmp / "CANARY", tmp / "evil.py"
+    evil.write_text(f"from pathlib import Path\nPath({str(canary)!r}).write_text('ran')\n"
+                    "def net(**kw):\n    Path({str(canary)!r}).write_text('ran')\n")  # fmt: skip
+    save_file(tensors, str(path), metadata=meta)
+    base = path.read_bytes()
+
+    def structural():
+        source = rng.choice((
+            {"model": "os:system", "kwargs": {"command": f"touch {canary}"}},
+            {"model": "subprocess:run", "kwargs": {"args": ["touch", str(canary)]}},
+            {"model": "builtins:exec", "kwargs": {"source": f"open({str(canary)!r}, 'w')"}},
+            {"model": f"{evil}:net", "kwargs": {}},
+            {"model": "lenet_fc", "kwargs": {"num_classes": 10**9}},
+            {"model": "lenet_fc", "kwargs": {"in_chans": 10**7}},
+            {"model": "lenet_fc", "kwargs": json_value(rng)},
+            {"model": json_value(rng), "kwargs": {}},
+        ))  # fmt: skip
+        changed = dict(meta, source=json.dumps(source))
+        if rng.random() < 0.3:
+            changed["conversion"] = json.dumps({"input_size": json_value(rng)})
+        save_file(tensors, str(path), metadata=sealed_metadata(changed, tensors))
+        return path.read_bytes(), f"source {json.dumps(source)[:60]}"
+
+    data, how = _with(rng, base, structural)
+    path.write_bytes(data)
+
+    def read():
+        try:
+            return load_converted(path)
+        finally:
+            if canary.exists():
+                canary.unlink()
+                raise CodeRan(f"opening {path.name} ran code from its metadata")  # noqa: B012
+
+    def check(result) -> bool:  # lenet_fc's converted tensors, its 10 classes on a 28 px image
+        dense, config = result
+        return config is None and dense(torch.zeros(1, 1, 28, 28)).shape[:2] == (1, 10)
+
+    return f"converted {how}", read, check
 
 
 def config_dict() -> dict:
@@ -661,7 +729,8 @@ def config_input(rng: random.Random, tmp: Path):
 
 
 def metrics_input(rng: random.Random, tmp: Path):
-    rows = [{k: rng.random() * 10 for k in METRICS} | {"epoch": e + 1} for e in range(3)]
+    rows = [{k: rng.random() * (1 if k.endswith("_acc") else 10) for k in METRICS}
+            | {"epoch": e + 1} for e in range(3)]  # fmt: skip
 
     def structural():
         what = rng.choice(("value", "drop", "row", "line"))
@@ -683,9 +752,12 @@ def metrics_input(rng: random.Random, tmp: Path):
     run.mkdir()
     (run / "metrics.jsonl").write_bytes(data)
 
-    def check(result) -> bool:
+    def check(result) -> bool:  # numbers; losses not negative, accuracies shares
         return all(
-            isinstance(r, dict) and all(type(r[k]) in (int, float) for k in METRICS if k in r)
+            isinstance(r, dict)
+            and all(type(r[k]) in (int, float) for k in METRICS if k in r)
+            and not any(r.get(k, 0) < 0 for k in ("train_loss", "test_loss"))
+            and all(0 <= r.get(k, 0) <= 1 or r[k] != r[k] for k in ("train_acc", "test_acc"))
             for r in result
         )
 
@@ -756,6 +828,7 @@ KINDS: dict[str, Callable] = {
     "special": special_input,
     "bomb": bomb_input,
     "safetensors": safetensors_input,
+    "converted": converted_input,
     "config": config_input,
     "metrics": metrics_input,
     "checkpoint": checkpoint_input,
