@@ -55,7 +55,12 @@ UNDER_A_FILE = "afile is a file|a file stands where a folder is needed"
 READ_ONLY = "permission denied|read-only file system"  # by its mode, or (root) a read-only mount
 BAD_IMAGES = [  # (name, placeholder, the message's words, marks)
     ("missing-image", "{nofile}", "does not exist", ()),
-    ("text-as-png", "{text_png}", "is not a readable image: not an image in a format ninlab reads", ()),
+    (
+        "text-as-png",
+        "{text_png}",
+        "is not a readable image: not an image in a format ninlab reads",
+        (),
+    ),
     ("truncated-png", "{truncated_png}", "is not a readable image: corrupt or truncated", ()),
     ("folder-as-image", "{folder_png}", "is a folder", ()),
 ]

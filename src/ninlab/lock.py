@@ -6,6 +6,8 @@ time. A process that finds the lock taken reads it: if the owner runs on this ho
 with that id and start time exists any more (it was killed, `kill -9` included), the lock is stale
 and is taken over; otherwise it refuses in one sentence. The start time (from /proc on Linux)
 keeps a recycled process id from passing for the dead owner. `release()` removes the file.
+The lock is never followed through a symbolic link (O_NOFOLLOW): anything but a regular file at
+its place (a link, dangling or not, a folder, a pipe) is refused, as nobody's lock.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -22,10 +25,18 @@ from ninlab.errors import NinlabError
 from ninlab.files import CannotWrite, make_dir
 
 LOCK = "train.lock"
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # no link; no waiting pipe
+UNFILLED_S = 2.0  # how long an unreadable lock may be a rival's still being filled in
+KINDS = {stat.S_IFLNK: "a symbolic link", stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe",
+         stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}  # fmt: skip
 
 
 class Locked(NinlabError):
     """Another live process holds the lock."""
+
+
+class NotALock(NinlabError):
+    """Something other than a regular file stands where the lock goes."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,7 @@ class Owner:
             return False
         try:
             os.kill(self.pid, 0)
-        except ProcessLookupError:
+        except (ProcessLookupError, OverflowError):  # no such process (or no such id)
             return False
         except PermissionError:  # it exists, under another user
             pass
@@ -72,16 +83,20 @@ class DirLock:
         make_dir(self.folder)
         me = Owner(socket.gethostname(), os.getpid(), _start_time(os.getpid()),
                    time.strftime("%Y-%m-%d %H:%M:%S"), " ".join(sys.argv)[:200])  # fmt: skip
-        for _ in range(50):  # released or replaced by a rival in between: look again
+        unfilled_since = None  # when this process first saw the lock unreadable
+        for _ in range(100):  # released or replaced by a rival in between: look again
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | NOFOLLOW, 0o644)
             except FileExistsError:
+                self._refuse_what_is_not_a_file()
                 owner = self.owner()
                 if owner is None:
                     continue  # released just now
-                if owner.pid == 0 and _age(self.path) < 2:  # a rival is filling it in
-                    time.sleep(0.05)
-                    continue
+                if owner.pid == 0:  # a rival may be filling it in: give it UNFILLED_S
+                    unfilled_since = unfilled_since or time.monotonic()
+                    if max(_age(self.path), time.monotonic() - unfilled_since) < UNFILLED_S:
+                        time.sleep(0.05)
+                        continue
                 alive = owner.alive()
                 if alive is not False:
                     raise Locked(f"{self._refusal(owner, alive)}; {remedy}.") from None
@@ -105,15 +120,41 @@ class DirLock:
         between creating and filling it) belongs to a dead owner: process id 0 on no host."""
         return self._read(self.path)
 
+    def _refuse_what_is_not_a_file(self) -> None:
+        """Raise NotALock when a link, folder or pipe stands where the lock goes: no process
+        wrote it, and taking it over would follow or destroy what someone put there."""
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            return  # released just now
+        if not stat.S_ISREG(mode):
+            kind = KINDS.get(stat.S_IFMT(mode), "not a regular file")
+            raise NotALock(
+                f"{self.path} is {kind}, not a ninlab lock; delete it if nothing trains in "
+                f"{self.folder}."
+            )
+
     @staticmethod
     def _read(path: Path) -> Owner | None:
         try:
-            d = json.loads(path.read_text())
-            return Owner(str(d["host"]), int(d["pid"]), d.get("started"), str(d["since"]),
-                         str(d.get("command", "")))  # fmt: skip
+            fd = os.open(path, os.O_RDONLY | NOFOLLOW)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except PermissionError:  # another user's lock, written under a strict umask
+            raise Locked(
+                f"{path} cannot be read (permission denied), so another user may be training in "
+                f"{path.parent}; ask them, or delete it if nothing trains there."
+            ) from None
+        except OSError:  # a link (ELOOP) or a socket put there since: nobody's lock
+            return Owner(socket.gethostname(), 0, None, "?", "an unreadable lock file")
+        try:
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise ValueError("not a regular file")
+                d = json.loads(f.read(65536))  # a lock is a few hundred bytes
+            return Owner(str(d["host"]), int(d["pid"]), d.get("started"), str(d["since"]),
+                         str(d.get("command", "")))  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError, OverflowError):
             return Owner(socket.gethostname(), 0, None, "?", "an unreadable lock file")
 
     def _remove_stale(self, owner: Owner) -> None:
@@ -123,9 +164,11 @@ class DirLock:
             os.rename(self.path, grave)
         except FileNotFoundError:
             return
+        except OSError as e:  # not ours to remove (another user's lock in a shared folder)
+            raise CannotWrite(self.path, e) from None
         if self._read(grave) != owner:  # a rival replaced it first: put its live lock back
             try:
-                os.link(grave, self.path)
+                os.link(grave, self.path, follow_symlinks=False)
             except FileExistsError:
                 pass
         else:
@@ -147,7 +190,7 @@ class DirLock:
 
 def _age(path: Path) -> float:
     try:
-        return time.time() - path.stat().st_mtime
+        return time.time() - os.lstat(path).st_mtime
     except OSError:
         return 0.0
 

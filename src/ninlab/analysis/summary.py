@@ -219,7 +219,12 @@ def summary(
 def _propagate(model: nn.Module, input_size: tuple, real: bool = False) -> Propagator:
     # the first name of each module (NiN's "class_head.block.conv", not the alias "head.maps...")
     names = {id(m): name or type(m).__name__ for name, m in model.named_modules()}
-    prop = Propagator(trace(model), real, names)
+    try:
+        gm = trace(model)
+    except NinlabError:  # fx cannot follow the forward, unless the forward fails on its own
+        _raise_forward_error(model, input_size)
+        raise
+    prop = Propagator(gm, real, names)
     was_training = model.training
     model.eval()
     try:
@@ -228,14 +233,42 @@ def _propagate(model: nn.Module, input_size: tuple, real: bool = False) -> Propa
     except RuntimeError as e:
         model.train(was_training)
         _raise_size_error(model, input_size)
-        reason = str(e).strip().splitlines()[0].rstrip(".")
-        shown = "x".join(map(str, input_size))
         raise NinlabError(
-            f"{_model_name(model)} cannot run on a {shown} input ({reason})."
+            f"{_model_name(model)} cannot run on a {_shown(input_size)} input ({_first_line(e)})."
         ) from None
+    except Exception:  # raised by the model's own code (a check, a function it calls)
+        model.train(was_training)
+        _raise_forward_error(model, input_size)
+        raise
     finally:
         model.train(was_training)
     return prop
+
+
+def _raise_forward_error(model: nn.Module, input_size: tuple) -> None:
+    """Raise, in one sentence, what the model's forward raises when run for real (eval mode,
+    zeros of batch 1), so that its own error is not blamed on tracing; return if it runs."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size))
+    except Exception as e:
+        error = f"{type(e).__name__}: {_first_line(e)}" if _first_line(e) else type(e).__name__
+        raise NinlabError(
+            f"{_model_name(model)}'s forward raised {error} (on an input of size "
+            f"{_shown(input_size)}); fix the model, or pass the input size it expects."
+        ) from None
+    finally:
+        model.train(was_training)
+
+
+def _shown(input_size: tuple) -> str:
+    return "x".join(map(str, input_size))
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0].rstrip(".")
 
 
 def _fits(gm: fx.GraphModule, size: tuple[int, int, int]) -> bool:

@@ -6,6 +6,10 @@ training images as the config transforms them (augmentation) and against smoothe
 test loss is plain cross-entropy of the epoch's last weights on the test images. With label
 smoothing ε over K classes the train loss cannot go below `smoothed_loss_floor(ε, K)`, so a train
 loss above the test loss says nothing about over- or under-fitting by itself.
+
+A panel shows its values to scale up to OUTLIER times their typical size (one loss of 1e30 would
+flatten the rest of the curve into a line at 0) and never beyond HUGE; a value off that scale,
+infinities included, is drawn at the panel's edge as a triangle, and the title says how many.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 import statistics
 import textwrap
+from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -21,6 +26,8 @@ from ninlab.plotting import figure
 from ninlab.train.config import TrainConfig
 
 PANELS = ("loss", "accuracy", "lr", "speed")  # the panels, in the order curves_figure draws them
+OUTLIER = 1e6  # values beyond OUTLIER x a panel's typical size are off its scale
+HUGE = 1e300  # and all beyond HUGE: 1e300 draws, 1e308 overflows matplotlib's margin arithmetic
 
 
 def smoothed_loss_floor(smoothing: float, classes: int) -> float:
@@ -49,8 +56,58 @@ def _series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [r["epoch"] for r in rows], [float(r[key]) for r in rows]
 
 
-def _title(ax, text: str, width: int = 52) -> None:
-    ax.set_title(textwrap.fill(text, width), fontsize=10)
+def _title(ax, text: str, scale: Scale | None = None, width: int = 52) -> None:
+    note = scale.note() if scale else ""
+    ax.set_title(textwrap.fill(text + note, width), fontsize=10)
+
+
+@dataclass
+class Scale:
+    """The y range of a panel some of whose values are off its scale, and those values."""
+
+    bottom: float
+    top: float
+    off: list[float] = field(default_factory=list)  # drawn at an edge, as triangles
+
+    def clamp(self, v: float) -> float:
+        return v if math.isnan(v) else min(max(v, self.bottom), self.top)
+
+    def note(self) -> str:
+        if not self.off:
+            return ""
+        n, worst = len(self.off), max(self.off, key=abs)
+        return f"; {n} value{'s' * (n > 1)} off the scale (farthest {worst:.3g}) drawn at its edge"
+
+
+def _scale(ax, *series: list[float]) -> Scale | None:
+    """The scale of a panel some of whose values are off it (beyond OUTLIER x the lower median
+    of their sizes, which one huge value cannot move, or beyond HUGE), with room for their
+    marks, set on `ax`; None when every value is on it."""
+    values = [v for s in series for v in s if not math.isnan(v)]
+    sizes = sorted(abs(v) for v in values if 0 < abs(v) < math.inf)
+    limit = min(HUGE, OUTLIER * statistics.median_low(sizes)) if sizes else HUGE
+    kept = [v for v in values if abs(v) <= limit]
+    if len(kept) == len(values):
+        return None
+    lo, hi = (min(kept), max(kept)) if kept else (0.0, 1.0)
+    pad = 0.08 * ((hi - lo) or max(abs(hi), 1.0))
+    ax.set_ylim(lo - pad, hi + pad)
+    return Scale(lo - pad, hi + pad)
+
+
+def _plot(ax, epochs: list, values: list[float], fmt: str, scale: Scale | None, **kw) -> None:
+    """`ax.plot`, with the values off `scale` drawn at its edge as triangles (and noted in it)."""
+    if scale is None:
+        ax.plot(epochs, values, fmt, **kw)
+        return
+    (line,) = ax.plot(epochs, [scale.clamp(v) for v in values], fmt, **kw)
+    for edge, mark, off in ((scale.top, "^", lambda v: v > scale.top),
+                            (scale.bottom, "v", lambda v: v < scale.bottom)):  # fmt: skip
+        at = [e for e, v in zip(epochs, values, strict=True) if off(v)]
+        if at:
+            ax.plot(at, [edge] * len(at), mark, color=line.get_color(), markersize=10,
+                    clip_on=False)  # fmt: skip
+    scale.off += [v for v in values if v > scale.top or v < scale.bottom]
 
 
 def _missing(ax, what: str) -> None:
@@ -60,63 +117,75 @@ def _missing(ax, what: str) -> None:
 
 
 def draw_loss(ax, history: list[dict], cfg: TrainConfig | None = None) -> None:
-    ax.plot(*_series(history, "train_loss"), "o-", label=textwrap.fill(train_loss_label(cfg), 40))
-    ax.plot(*_series(history, "test_loss"), "s-", label="test loss (plain cross-entropy)")
+    train, test = _series(history, "train_loss"), _series(history, "test_loss")
     floor = smoothed_loss_floor(cfg.label_smoothing, len(cfg.classes)) if cfg else 0.0
+    scale = _scale(ax, train[1], test[1], [floor] if floor > 0 else [])
+    _plot(ax, *train, "o-", scale, label=textwrap.fill(train_loss_label(cfg), 40))
+    _plot(ax, *test, "s-", scale, label="test loss (plain cross-entropy)")
     if floor > 0:
         ax.axhline(floor, color="gray", linestyle=":", label=f"least smoothed loss ({floor:.2f})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy")
     ax.legend(fontsize=9)
     ax.grid(alpha=0.3)
-    _title(ax, "loss: train is the mean over each epoch's batches; test, at its end")
+    _title(ax, "loss: train is the mean over each epoch's batches; test, at its end", scale)
 
 
 def draw_accuracy(ax, history: list[dict], cfg: TrainConfig | None = None) -> None:
-    epochs, train = _series(history, "train_acc")
-    if train:
-        ax.plot(epochs, [100 * a for a in train], "o-", label="train (the train loss's batches)")
+    train_epochs, train = _series(history, "train_acc")
     epochs, test = _series(history, "test_acc")
-    ax.plot(epochs, [100 * a for a in test], "s-", label="test")
+    scale = _scale(ax, [100 * a for a in train], [100 * a for a in test])
+    if train:
+        _plot(ax, train_epochs, [100 * a for a in train], "o-", scale,
+              label="train (the train loss's batches)")  # fmt: skip
+    _plot(ax, epochs, [100 * a for a in test], "s-", scale, label="test")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")
     ax.legend(fontsize=9)
     ax.grid(alpha=0.3)
     if test:
         k = max(range(len(test)), key=lambda i: (test[i], -i))  # the earlier epoch on a tie
-        ax.plot([epochs[k]], [100 * test[k]], "*", color="black", markersize=12)
-        _title(ax, f"accuracy; best test {100 * test[k]:.2f}% (epoch {epochs[k]}, the star)")
+        star = scale.clamp(100 * test[k]) if scale else 100 * test[k]
+        ax.plot([epochs[k]], [star], "*", color="black", markersize=12)
+        _title(ax, f"accuracy; best test {100 * test[k]:.2f}% (epoch {epochs[k]}, the star)",
+               scale)  # fmt: skip
 
 
-def _one_series(ax, history: list[dict], key: str, label: str, colour: str) -> list[float]:
-    """One field by epoch on an axis from 0; its values (none: the panel says so)."""
+def _one_series(ax, history: list[dict], key: str, label: str, colour: str):
+    """One field by epoch on an axis from 0; (its values, the panel's Scale) (no values: the
+    panel says so)."""
     epochs, values = _series(history, key)
     if not values:
         _missing(ax, label)
-        return values
-    ax.plot(epochs, values, "o-", color=colour)
+        return values, None
+    scale = _scale(ax, values, [0.0])
+    _plot(ax, epochs, values, "o-", scale, color=colour)
     ax.set_xlabel("epoch")
     ax.set_ylabel(label)
-    ax.set_ylim(bottom=0)
+    if scale is None:
+        ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    return values
+    return values, scale
 
 
 def draw_lr(ax, history: list[dict], cfg: TrainConfig | None = None) -> None:
-    if not _one_series(ax, history, "lr", "learning rate", "tab:purple"):
+    lr, scale = _one_series(ax, history, "lr", "learning rate", "tab:purple")
+    if not lr:
         return
     how = ""
     if cfg is not None:
         how = f"; {cfg.schedule}, peak {cfg.lr:g}"
         if cfg.schedule == "onecycle":
             how += f" after {100 * cfg.warmup:g}% of the steps"
-    _title(ax, f"learning rate at each epoch's end{how}")
+    _title(ax, f"learning rate at each epoch's end{how}", scale)
 
 
 def draw_speed(ax, history: list[dict], cfg: TrainConfig | None = None) -> None:
-    rate = _one_series(ax, history, "images_per_s", "training images / s", "tab:brown")
+    rate, scale = _one_series(ax, history, "images_per_s", "training images / s", "tab:brown")
     if rate:
-        _title(ax, f"throughput: median {statistics.median(rate):,.0f} training images/s (no eval)")
+        median = statistics.median(rate)
+        shown = f"{median:,.0f}" if abs(median) < 1e12 else f"{median:.3g}"
+        _title(ax, f"throughput: median {shown} training images/s (no eval)", scale)
 
 
 DRAW = {"loss": draw_loss, "accuracy": draw_accuracy, "lr": draw_lr, "speed": draw_speed}

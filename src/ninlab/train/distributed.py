@@ -4,7 +4,8 @@ torchrun starts W processes and gives each RANK, LOCAL_RANK and WORLD_SIZE in it
 `process_group` joins them into one group (nccl on CUDA, gloo on the CPU) and leaves it at the end.
 Without those variables there is one process, world size 1, and nothing else changes: the
 single-process path is the same code. `fit` also works inside a process group that a user's own
-script has set up (it only reads `current_world()`).
+script has set up (it only reads `current_world()`). A worker that torch's elastic agent started
+(`--nproc`, torchrun) stops when that launcher ends, even by SIGKILL.
 
 How a global batch of B images is shared (so that a run does not depend on W): every rank draws
 the epoch's permutation and the batch's augmentation from (seed, epoch), then takes its own
@@ -15,10 +16,13 @@ its share of the batch, so the step equals one process's step on the whole batch
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +38,9 @@ from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 from ninlab.errors import NinlabError
 
 T = TypeVar("T")
+
+LAUNCHER = "NINLAB_LAUNCHER_PID"  # launch_local's process id, in its workers' environment
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class LostProcess(NinlabError):
@@ -189,6 +196,7 @@ def process_group(device: torch.device, timeout_s: float):
     process, or when the caller has joined one already) and leave it at the end. A collective
     that waits longer than `timeout_s` for another rank fails instead of hanging."""
     world = env_world()
+    _die_with_launcher(world)
     if world.size <= 1 or dist.is_initialized():
         yield current_world()
         return
@@ -211,6 +219,49 @@ def process_group(device: torch.device, timeout_s: float):
             dist.destroy_process_group()
 
 
+def _die_with_launcher(world: World) -> None:
+    """Make this worker stop as SIGTERM stops it (in `fit`: a checkpoint at the next sync point,
+    then exit; before, at once) when the launcher that started it ends, however it ended: one
+    killed by SIGKILL passes no signal on, and its workers would train on unseen to the end.
+
+    Linux sends the signal itself (prctl PR_SET_PDEATHSIG). It fires when the parent *thread*
+    ends; torch's elastic agent starts its workers from the thread that runs it (`ninlab train
+    --nproc`: the main thread; torchrun: its main thread), which waits for them. Elsewhere a
+    daemon thread polls the parent's process id. A launcher that died before this ran shows as a
+    parent other than NINLAB_LAUNCHER_PID, which launch_local sets (an external torchrun does not
+    say its id: there the parent now is taken as the launcher)."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return  # not started by torch's elastic agent: no launcher to outlive
+    named = os.environ.get(LAUNCHER, "")
+    launcher = int(named) if named.isdigit() else os.getppid()
+    if not _parent_death_signal(signal.SIGTERM):
+        threading.Thread(target=_watch_parent, args=(launcher,), daemon=True).start()
+    if os.getppid() != launcher:  # checked after arming: no moment goes unwatched
+        raise NinlabError(
+            f"process {world.rank} of {world.size} found its launcher (process {launcher}) "
+            "gone before training began; nothing was trained, so run the command again."
+        )
+
+
+def _parent_death_signal(sig: signal.Signals) -> bool:
+    """Ask Linux to send `sig` to this process when its parent ends; False where it cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no prctl in this C library
+        return False
+
+
+def _watch_parent(launcher: int, every_s: float = 0.5) -> None:
+    """SIGTERM this process once its parent is no longer `launcher` (an orphan is adopted by
+    init or a subreaper, so its parent id changes)."""
+    while os.getppid() == launcher:
+        time.sleep(every_s)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def launch_local(nproc: int, argv: list[str]) -> int:
     """Run `ninlab train ARGV` as `nproc` processes on this machine: what `torchrun --standalone
     --nproc-per-node N -m ninlab train ARGV` does, with torch's own elastic agent, run here so
@@ -230,6 +281,8 @@ def launch_local(nproc: int, argv: list[str]) -> int:
     )
     chosen = os.environ.get("OMP_NUM_THREADS")  # torchrun's rule: the cores shared out
     os.environ["OMP_NUM_THREADS"] = chosen or str(max(1, (os.cpu_count() or 1) // nproc))
+    outer = os.environ.get(LAUNCHER)
+    os.environ[LAUNCHER] = str(os.getpid())  # the workers stop when this process ends
     quiet = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)
              if n.startswith("torch.distributed.elastic")]  # fmt: skip
     levels = [q.level for q in quiet]
@@ -257,3 +310,7 @@ def launch_local(nproc: int, argv: list[str]) -> int:
             q.setLevel(level)
         if chosen is None:
             del os.environ["OMP_NUM_THREADS"]
+        if outer is None:
+            del os.environ[LAUNCHER]
+        else:
+            os.environ[LAUNCHER] = outer
