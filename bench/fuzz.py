@@ -73,10 +73,10 @@ import numpy as np
 import torch
 from machine import describe, matmul_rate
 from PIL import Image, features
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ninlab.checksum import sealed_metadata
+from ninlab.checksum import read_safetensors, sealed_metadata
 from ninlab.convert import for_inference, load_converted, save_converted
 from ninlab.data.datasets import (
     DATASETS,
@@ -627,7 +627,7 @@ def converted_base() -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     dense, conversion = for_inference(create_model("lenet_fc").eval(), (1, 28, 28))
     buf = Path(tempfile.mkdtemp(prefix="ninlab-fuzz-conv-")) / "lenet.safetensors"
     save_converted(dense, buf, conversion, None, {"model": "lenet_fc", "kwargs": {}})
-    meta, tensors = safe_open(str(buf), "pt").metadata(), load_file(buf)
+    meta, tensors = read_safetensors(buf)
     buf.unlink()
     buf.parent.rmdir()
     return meta, tensors

@@ -10,6 +10,9 @@ holds the digest itself, and the layout of torch.save's zip is not ninlab's to f
 A weights file is hashed as {"metadata": its metadata but the checksum, "tensors": its tensors},
 a checkpoint as its dict without the checksum. Every token goes in with its length first, so no
 two contents give the same stream.
+
+`save_sealed` and `read_safetensors` write and read every weights file ninlab makes (a run's best
+and final, a converted model), so that each carries its checksum the same way.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from ninlab.errors import NinlabError
+from ninlab.files import atomic_write
 
 KEY = "ninlab_sha256"  # the metadata key (safetensors) or dict key (checkpoint.pt) of the digest
 
@@ -65,6 +71,24 @@ def sealed_metadata(metadata: dict[str, str], tensors: Mapping[str, torch.Tensor
     """The metadata of a weights file with the digest of it and its tensors added."""
     plain = {k: v for k, v in metadata.items() if k != KEY}
     return {**plain, KEY: digest({"metadata": plain, "tensors": tensors})}
+
+
+def save_sealed(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict) -> None:
+    """Write `tensors` as safetensors, atomically, with `metadata` and their checksum (read back
+    by `read_safetensors`, checked by `check_weights`)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = sealed_metadata(metadata, state)
+    atomic_write(Path(path), lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a safetensors file, in one reading; one sentence when it is not
+    one. The checksum is the caller's to check (`check_weights`), with its own remedy."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise NinlabError(f"{path} cannot be read as safetensors ({e}).") from None
 
 
 def sealed(checkpoint: dict) -> dict:

@@ -44,11 +44,9 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from PIL import Image
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from ninlab.checksum import check_checkpoint, check_weights, sealed, sealed_metadata
+from ninlab.checksum import check_checkpoint, check_weights, read_safetensors, save_sealed, sealed
 from ninlab.convert import load_converted_run
 from ninlab.data import Dataset, dataset_label, load_dataset
 from ninlab.errors import NinlabError
@@ -290,21 +288,14 @@ def _write_facts(run_dir: Path, sessions: list[dict]) -> None:
 
 def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
     """Weights as safetensors with the model name and the config in the metadata."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"model": config.model, "config": json.dumps(config.to_dict())}
-    meta = sealed_metadata(meta, state)  # checked by read_weights
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+    save_sealed(path, model.state_dict(), meta)  # checked by read_weights
 
 
 def read_weights(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """The metadata and tensors of a weights file, checked against the checksum that
     `save_weights` wrote into it (one sentence naming the file when they differ)."""
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as e:
-        raise NinlabError(f"{path} cannot be read as safetensors ({e}).") from None
+    meta, state = read_safetensors(path)
     remedy = "train the run again"
     if path.name in WEIGHTS.values():  # a run's best or final: the other may serve
         which, other = next((k, n) for k, n in WEIGHTS.items() if n != path.name)

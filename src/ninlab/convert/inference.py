@@ -24,17 +24,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from ninlab.checksum import check_weights, sealed_metadata
+from ninlab.checksum import check_weights, read_safetensors, save_sealed
 from ninlab.convert.dense import DenseClassifier, convolutionalize
 from ninlab.convert.export import PixelClassifier, export_onnx, onnx_max_diff
 from ninlab.convert.fuse import fold_batchnorm, fuse_linear_1x1, unfused_1x1
 from ninlab.convert.measure import images_per_second
 from ninlab.errors import NinlabError
-from ninlab.files import atomic_write, writable_file
+from ninlab.files import writable_file
 from ninlab.models import create_model_for, imported_by, load_model
 from ninlab.train import TrainConfig
 from ninlab.version import __version__
@@ -131,14 +129,12 @@ def save_converted(
 ) -> None:
     """Safetensors weights; the metadata says what was done and holds the run's config, or, for
     a model named without a run, `source` ({"model": spec, "kwargs": {...}})."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "conversion": json.dumps(asdict(conversion))}
     if config is not None:
         meta |= {"model": config.model, "config": json.dumps(config.to_dict())}
     else:
         meta |= {"model": source["model"], "source": json.dumps(source)}
-    meta = sealed_metadata(meta, state)  # checked by load_converted
-    atomic_write(Path(path), lambda tmp: save_file(state, tmp, metadata=meta))
+    save_sealed(path, model.state_dict(), meta)  # checked by load_converted
 
 
 def load_converted(
@@ -156,12 +152,7 @@ def load_converted(
 
 def _read_converted(path) -> tuple[dict, dict]:
     """(metadata, tensors) of a file written by `save_converted`, checksum checked."""
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as e:
-        raise NinlabError(f"{path} cannot be read as safetensors ({e}).") from None
+    meta, state = read_safetensors(path)
     if meta.get("format") != FORMAT:
         raise NinlabError(
             f"{path} was not written by `ninlab convert`; pass a run directory, or convert the "

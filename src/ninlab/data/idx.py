@@ -34,6 +34,16 @@ def promised(head: bytes, name: str = "<bytes>") -> tuple[int, str] | None:
     """(total length, "60000x28x28, uint8") that the first bytes of an IDX file promise, or None
     while they are too few to say; a wrong magic number, dtype or dimension count, or dimensions
     that no file could hold, raise NinlabError."""
+    got = _header(head, name)
+    if got is None:
+        return None
+    dims, dtype = got
+    length = 4 + 4 * len(dims) + math.prod(dims) * dtype.itemsize  # exact: np.prod wraps at 2**64
+    return length, f"{'x'.join(map(str, dims))}, {dtype.name}"
+
+
+def _header(head: bytes, name: str) -> tuple[list[int], np.dtype] | None:
+    """(dims, dtype) of an IDX header, checked; None while `head` is too short to hold it."""
     if len(head) >= 2 and (head[0] != 0 or head[1] != 0):
         raise _not_idx(head, name)
     if len(head) < 4:
@@ -55,7 +65,7 @@ def promised(head: bytes, name: str = "<bytes>") -> tuple[int, str] | None:
             f"{name} declares a {'x'.join(map(str, dims))} array of {dtype.name}, more than any "
             "file can hold; the file is corrupt."
         )
-    return header + math.prod(dims) * dtype.itemsize, f"{'x'.join(map(str, dims))}, {dtype.name}"
+    return dims, dtype
 
 
 def _not_idx(data: bytes, name: str) -> NinlabError:
@@ -72,16 +82,14 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> torch.Tensor:
         if len(data) < 4:
             raise _not_idx(data, name)
         raise NinlabError(f"{name} is truncated inside its header ({len(data)} bytes).")
-    expected, said = got  # exact: np.prod would wrap at 2**64
+    expected, said = got
     if len(data) != expected:
         raise NinlabError(
             f"{name} has {len(data):,} bytes but its header ({said}) needs {expected:,}; the "
             "file is truncated or corrupt."
         )
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    dtype = IDX_DTYPES[data[2]]
-    array = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim).reshape(dims)
+    dims, dtype = _header(data, name)
+    array = np.frombuffer(data, dtype=dtype, offset=4 + 4 * len(dims)).reshape(dims)
     return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
 
 

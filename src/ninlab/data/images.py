@@ -48,12 +48,12 @@ MODES = ("L", "RGB")
 BOMB_RATIO = 2**15  # pixels per byte of a compressed file
 BOMB_FLOOR = 2**20  # pixels (a megapixel): any file may claim this many
 RAW = {("TIFF", "raw"), ("BMP", 0), ("BMP", 3)}  # (format, compression) of data stored as is
-# what PIL raises for a damaged file: its own fuzzers expect the first five; bench/fuzz.py found
-# the others in Pillow 13.0 on TIFFs with a retyped tag: strip offsets stored as fractions
-# (TypeError from seek), a colour map of signed bytes (OverflowError from array("B", ...))
 # the formats ninlab opens: Pillow's decoders of plain pixels. Its other plugins stay shut (EPS
 # runs Ghostscript, a program outside Python, on the file's PostScript)
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+# what PIL raises for a damaged file: its own fuzzers expect the first five; bench/fuzz.py found
+# the others in Pillow 13.0 on TIFFs with a retyped tag: strip offsets stored as fractions
+# (TypeError from seek), a colour map of signed bytes (OverflowError from array("B", ...))
 DAMAGED = (OSError, ValueError, SyntaxError, EOFError, struct.error, TypeError, OverflowError)
 # the words of the ValueError that Pillow 13.0 raises for a PNG whose zTXt, iTXt or iCCP chunk
 # inflates past PngImagePlugin.MAX_TEXT_CHUNK (1 MiB), or whose text passes MAX_TEXT_MEMORY
@@ -273,12 +273,10 @@ class UnreadableImage(NinlabError):
 def unreadable(path, error: Exception) -> UnreadableImage:
     if isinstance(error, UnidentifiedImageError):
         empty = Path(path).is_file() and Path(path).stat().st_size == 0
-        what = (
-            "the file is empty"
-            if empty
-            else (f"not an image in a format ninlab reads ({', '.join(FORMATS[:-1])} or PPM/PGM)")
-        )
-        return UnreadableImage(path, what)
+        if empty:
+            return UnreadableImage(path, "the file is empty")
+        formats = f"{', '.join(FORMATS[:-1])} or PPM/PGM"
+        return UnreadableImage(path, f"not an image in a format ninlab reads ({formats})")
     if any(words in str(error) for words in PILLOW_BOMBS):
         return UnreadableImage(
             path, f"a text or colour-profile chunk inflates past Pillow's bound ({error}), "
