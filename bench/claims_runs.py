@@ -36,8 +36,8 @@ from pathlib import Path
 from machine import describe, matmul_rate
 
 from ninlab import train as T
-from ninlab.analysis.verdicts import claims_table
-from ninlab.claims import TWINS_22, TWINS_23, claim_22, claim_23, read_run
+from ninlab.claims.ledger import TWINS_22, TWINS_23, claim_22, claim_23, read_run
+from ninlab.claims.verdicts import claims_table
 from ninlab.runs import train_run
 
 PAIRS = {22: TWINS_22[0], 23: TWINS_23[0]}  # (NiN's choice, its twin) per claim

@@ -8,11 +8,12 @@
    SIGKILL at a moment drawn at random from seven kinds in turn (KINDS): inside a training step
    (after the backward pass), as an evaluation starts, while the checkpoint, the weights, the
    metrics, or the curves or config are being written (the new content on disk, not yet
-   renamed: NINLAB_KILL_AT, see ninlab.faults), or by `kill -9` from outside after a random
-   share of the reference's wall time. After each kill every file of the run directory must
-   load (`ninlab.runs.check_run`; temporary files left by the killed writer are counted), then
-   `ninlab train --resume` must clear the stale lock and the leftovers and finish with final
-   weights bit-identical to the reference's. Printed: "k/10 resumed bit-identical".
+   renamed), these by the run itself (bench/_kill_at.py: a training callback and a write hook),
+   or by `kill -9` from outside after a random share of the reference's wall time. After each
+   kill every file of the run directory must load (`ninlab.runs.check_run`; temporary files
+   left by the killed writer are counted), then `ninlab train --resume` must clear the stale
+   lock and the leftovers and finish with final weights bit-identical to the reference's.
+   Printed: "k/10 resumed bit-identical".
 2. The lock. While one `ninlab train --out D` runs, a second one and a `--resume D` must exit
    with status 2 and one sentence, and `ninlab eval D` must read the run being written.
 3. A full disk (root only: a tmpfs with room for one epoch of the run's files): training that
@@ -47,6 +48,7 @@ from ninlab.runs import CHECKPOINT, WEIGHTS, check_run, read_checkpoint, read_me
 WRITES = ("checkpoint.pt", "final.safetensors", "best.safetensors", "metrics.jsonl",
           "metrics.csv", "curves.png", "config.json")  # fmt: skip
 PER_EPOCH = {"checkpoint.pt", "final.safetensors", "metrics.jsonl", "metrics.csv", "curves.png"}
+KILL_AT = Path(__file__).with_name("_kill_at.py")
 
 
 @dataclass
@@ -56,12 +58,15 @@ class Setup:
     args: list[str]  # after `ninlab train`, without --out
     epochs: int
     steps: int  # optimizer steps per epoch
-    env: dict
     wall: float = 0.0  # seconds of the reference run
     best_writes: int = 0  # epochs that improved the best test accuracy
 
     def command(self, out: Path) -> list[str]:
         return [sys.executable, "-m", "ninlab", "train", *self.args, "--out", str(out)]
+
+    def killed_at(self, moment: str, out: Path) -> list[str]:
+        """The command as a run that kills itself at `moment`, "POINT:N" (bench/_kill_at.py)."""
+        return [sys.executable, str(KILL_AT), moment, *self.args, "--out", str(out)]
 
     def count(self, point: str) -> int:
         """How often the reference run passed `point`."""
@@ -99,7 +104,7 @@ class Trial:
 
 def reference(setup: Setup, out: Path) -> None:
     t = time.perf_counter()
-    done = subprocess.run(setup.command(out), env=setup.env, capture_output=True, text=True)
+    done = subprocess.run(setup.command(out), capture_output=True, text=True)
     setup.wall = time.perf_counter() - t
     if done.returncode:
         sys.exit(f"the reference run failed:\n{done.stderr}")
@@ -135,12 +140,10 @@ def draw_moments(setup: Setup, kills: int, rng: random.Random) -> list[str]:
 
 def kill_and_resume(setup: Setup, moment: str, out: Path, ref: Path) -> Trial:
     """Start the run, kill it at `moment`, check its files, resume it, compare with `ref`."""
-    env = dict(setup.env)
-    if not moment.startswith("time:"):
-        env["NINLAB_KILL_AT"] = moment
-    proc = subprocess.Popen(setup.command(out), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    if moment.startswith("time:"):
+    timed = moment.startswith("time:")
+    command = setup.command(out) if timed else setup.killed_at(moment, out)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if timed:
         try:
             proc.wait(timeout=float(moment[5:]))
         except subprocess.TimeoutExpired:
@@ -156,7 +159,7 @@ def kill_and_resume(setup: Setup, moment: str, out: Path, ref: Path) -> Trial:
         resumed = "nothing to resume: the run had finished"
     else:
         resume = [sys.executable, "-m", "ninlab", "train", "--resume", str(out), "--no-progress"]
-        done = subprocess.run(resume, env=setup.env, capture_output=True, text=True)
+        done = subprocess.run(resume, capture_output=True, text=True)
         lines = (done.stdout + done.stderr).strip().splitlines() or [""]
         said = next((s for s in lines if s.startswith("resuming") or "first checkpoint" in s),
                     lines[-1])  # fmt: skip
@@ -182,7 +185,7 @@ def concurrency(setup: Setup, out: Path) -> list[tuple[str, bool, str]]:
     longer = [*setup.args[: setup.args.index("--epochs")], "--epochs", "20",
               *setup.args[setup.args.index("--epochs") + 2 :]]  # fmt: skip
     cmd = [sys.executable, "-m", "ninlab", "train", *longer, "--out", str(out)]
-    busy = subprocess.Popen(cmd, env=setup.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    busy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while not (out / WEIGHTS["final"]).exists() and time.time() < deadline:
         time.sleep(0.2)
@@ -192,8 +195,8 @@ def concurrency(setup: Setup, out: Path) -> list[tuple[str, bool, str]]:
         ("train --resume D", ["train", "--resume", str(out)]),
         ("eval D (a reader)", ["eval", str(out), *_data_args(setup)]),
     ):
-        done = subprocess.run([sys.executable, "-m", "ninlab", *argv], env=setup.env,
-                              capture_output=True, text=True)  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "ninlab", *argv], capture_output=True,
+                              text=True)  # fmt: skip
         err = done.stderr.strip().splitlines()
         if what.startswith("eval"):
             good = done.returncode == 0 and "accuracy" in done.stdout
@@ -230,7 +233,7 @@ def full_disk(setup: Setup, ref: Path, root: Path) -> list[tuple[str, bool, str]
         )
         for what, argv in cases:
             done = subprocess.run([sys.executable, "-m", "ninlab", *argv, *_data_args(setup)],
-                                  env=setup.env, capture_output=True, text=True)  # fmt: skip
+                                  capture_output=True, text=True)  # fmt: skip
             err = done.stderr.strip().splitlines()
             intact = set(check_run(run).values()) == {"ok"} and _epoch(run) == 1
             good = done.returncode == 2 and len(err) == 1 and intact
@@ -242,7 +245,7 @@ def full_disk(setup: Setup, ref: Path, root: Path) -> list[tuple[str, bool, str]
         folder = write_folder(root / "shapes", per_class=40)
         argv = ["train", "--data", str(folder), "--epochs", "1", "--batch-size", "8",
                 "--no-progress", "--out", str(root / "shapes-run")]  # fmt: skip
-        env = dict(setup.env, XDG_CACHE_HOME=str(mnt / "cache"))
+        env = dict(os.environ, XDG_CACHE_HOME=str(mnt / "cache"))
         done = subprocess.run([sys.executable, "-m", "ninlab", *argv], env=env, text=True,
                               capture_output=True)  # fmt: skip
         cached = list((mnt / "cache").rglob("*.safetensors"))
@@ -270,8 +273,7 @@ def make_setup(data_dir: str | None, limit: int, batch: int, epochs: int, thread
             "--threads", str(threads), "--no-progress"]  # fmt: skip
     if data_dir:
         args += ["--data-dir", data_dir]
-    env = {k: v for k, v in os.environ.items() if k != "NINLAB_KILL_AT"}
-    return Setup(args, epochs, -(-limit // batch), env)
+    return Setup(args, epochs, -(-limit // batch))
 
 
 def run_kills(setup: Setup, kills: int, seed: int, root: Path, log=print) -> list[Trial]:

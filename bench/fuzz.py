@@ -77,8 +77,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ninlab.checksum import read_safetensors, sealed_metadata
-from ninlab.convert import for_inference, load_converted, save_converted
-from ninlab.data.datasets import (
+from ninlab.convert import for_inference
+from ninlab.data.catalog import (
     DATASETS,
     MAX_MEMBERS,
     _check_labels,
@@ -90,7 +90,15 @@ from ninlab.data.idx import IDX_DTYPES, read_idx
 from ninlab.data.images import load_image, read_image
 from ninlab.errors import NinlabError
 from ninlab.models import create_model
-from ninlab.runs import METRICS, load_weights, read_checkpoint, read_config, read_metrics
+from ninlab.runs import (
+    METRICS,
+    load_converted,
+    load_weights,
+    read_checkpoint,
+    read_config,
+    read_metrics,
+    save_converted,
+)
 from ninlab.train import TrainConfig, TrainState
 from ninlab.train.optim import make_optimizer, make_scheduler
 
@@ -719,7 +727,7 @@ def config_input(rng: random.Random, tmp: Path):
     run.mkdir()
     (run / "config.json").write_bytes(data)
     hints = typing.get_type_hints(TrainConfig)
-    names = [f.name for f in dataclasses.fields(TrainConfig)]  # the fields, not the InitVar
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
 
     def check(cfg) -> bool:
         values = cfg.to_dict()

@@ -3,7 +3,7 @@
     python bench/localise.py runs/nin_fast-fashion-mnist-...        # 200 scenes per count
     python bench/localise.py RUN --scenes 50 --scorings crops
 
-Scenes (ninlab.data.scenes): 112x112 black canvases holding 1, 2 or 3 test-set items (never
+Scenes (ninlab.locate.scenes): 112x112 black canvases holding 1, 2 or 3 test-set items (never
 training images) at random places whose 28x28 patches do not overlap. An item is found when a
 detection has its class and a box with IoU >= 0.5 (the criterion of Zhou et al. 2016) to its
 truth box; each detection finds at most one item, and one that finds none is false. Two truth
@@ -25,9 +25,9 @@ import time
 import torch
 from machine import describe, matmul_rate
 
-from ninlab.data.scenes import iou, make_scene
+from ninlab.locate import METHODS, SCORINGS, locate
+from ninlab.locate.scenes import iou, make_scene
 from ninlab.runs import load_run
-from ninlab.viz.locate import METHODS, SCORINGS, locate
 
 GOALS = {1: (0.90, None), 3: (0.75, 0.3)}  # items per scene: (found, false detections per scene)
 

@@ -1,7 +1,7 @@
 """Time and cost to accuracy of a recipe on Fashion-MNIST, through `ninlab.runs.train_run`.
 
     python bench/time_to_accuracy.py                              # the default recipe, seed 0
-    python bench/time_to_accuracy.py --seeds 0 1 2                # the README's table
+    python bench/time_to_accuracy.py --seeds 0 1 2                # the table in docs/training.md
     python bench/time_to_accuracy.py --recipe long --seeds 0 1 2
 
 First it measures R, this machine's fp32 matmul rate (bench/machine.py), and the FLOP of one real

@@ -15,7 +15,7 @@ from ninlab.analysis.compare import (
     nin_vs_alexnet,
     resnet_blocks,
 )
-from ninlab.analysis.sparsity import relu_sparsity
+from ninlab.analysis.relu_zeros import relu_sparsity
 from ninlab.cli import main
 from ninlab.errors import NinlabError
 from ninlab.models import BasicBlock, Bottleneck, Inception, create_model, list_models

@@ -1,16 +1,42 @@
-"""The shape of the house, checked: layers import downwards only, the run directory has one owner,
-and command-line verbs stay thin. Read from the source with `ast`, nothing is imported."""
+"""The shape of the house, checked: layers import downwards only (LAYERS, the order written once),
+the run directory has one owner, and command-line verbs stay thin. Read from the source with
+`ast`, nothing is imported."""
 
 import ast
+import sys
+from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
+
+from ninlab.cli import main
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 MODULES = {
     ".".join(p.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__"): p
     for p in sorted((SRC / "ninlab").rglob("*.py"))
 }
+# The layers, lowest first: a module imports only from its own layer or a lower one. A layer is a
+# package, or for the ground floor a list of modules; `ninlab` itself (the public API) and
+# `ninlab.__main__` stand above them all.
+LAYERS = [
+    ("ground", ("ninlab.errors", "ninlab.version", "ninlab.progress", "ninlab.terminal",
+                "ninlab.files", "ninlab.checksum", "ninlab.lock", "ninlab.plotting")),
+    ("data", ("ninlab.data",)),
+    ("models", ("ninlab.models",)),
+    ("analysis", ("ninlab.analysis",)),
+    ("train", ("ninlab.train",)),
+    ("convert", ("ninlab.convert",)),
+    ("runs", ("ninlab.runs",)),
+    ("locate", ("ninlab.locate",)),
+    ("claims", ("ninlab.claims",)),
+    ("viz", ("ninlab.viz",)),
+    ("cli", ("ninlab.cli",)),
+    ("top", ("ninlab", "ninlab.__main__")),
+]  # fmt: skip
 LAZY_IMPORTS = {("ninlab.convert.export", "onnxruntime")}  # optional: ninlab[onnx]
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "checkpoint.pt", "best.safetensors",
              "final.safetensors", "curves.png", "confusion.png")  # fmt: skip
@@ -37,6 +63,26 @@ def test_the_graph_is_read():
     assert "ninlab.runs" in GRAPH["ninlab.cli.evaluate"]
     assert "ninlab.train.config" in GRAPH["ninlab.train.loop"]
     assert len(GRAPH) > 50
+
+
+def layer(module: str) -> int:
+    """The index in LAYERS of the layer `module` belongs to."""
+    found = [i for i, (_, heads) in enumerate(LAYERS) for h in heads
+             if module == h or module.startswith(h + ".") and h != "ninlab"]  # fmt: skip
+    assert len(found) == 1, f"{module} belongs to {len(found)} layers; place it in LAYERS"
+    return found[0]
+
+
+def test_every_module_has_one_layer():
+    assert {m: layer(m) for m in MODULES}
+    assert LAYERS[layer("ninlab.runs.store")][0] == "runs"
+    assert LAYERS[layer("ninlab")][0] == "top"
+    assert LAYERS[layer("ninlab.checksum")][0] == "ground"
+
+
+def test_layers_import_downwards_only():
+    upward = sorted((m, d) for m, deps in GRAPH.items() for d in deps if layer(d) > layer(m))
+    assert upward == []
 
 
 def test_no_module_imports_the_package_top():
@@ -94,7 +140,7 @@ def test_only_runs_names_the_run_directory_files():
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Constant) and node.value in RUN_FILES
     }
-    assert {m for m, _ in owners} == {"ninlab.runs"}
+    assert {m for m, _ in owners} == {"ninlab.runs.store"}
 
 
 VERBS = sorted(m for m in MODULES if m.startswith("ninlab.cli.") and m != "ninlab.cli.options")
@@ -108,3 +154,53 @@ def test_cli_verbs_are_thin(verb):
     assert ast.get_docstring(tree) and "Examples:" in ast.get_docstring(tree)
     # verbs call the library, never one another
     assert not {d for d in GRAPH[verb] if d.startswith("ninlab.cli.") and d != "ninlab.cli.options"}
+
+
+def _holds_pixels(value) -> bool:
+    """An image in any form the pixels take on their way: a tensor or array of 2 or more
+    dimensions, a PIL image, or a picked image (`.image`)."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return value.ndim >= 2
+    return isinstance(value, Image.Image) or isinstance(getattr(value, "image", None), torch.Tensor)
+
+
+def pixel_path(argv: list[str]) -> list[str]:
+    """The ninlab modules whose functions the pixels of an image file are handed to, in order,
+    while the command `argv` runs: from the first call with the decoded file (a PIL image) to
+    the model's forward pass, every call of a ninlab function with an image among its arguments
+    (sys.setprofile), consecutive repeats collapsed."""
+    path: list[str] = []
+
+    def watch(frame, event, arg):
+        module = frame.f_globals.get("__name__", "")
+        if event != "call" or not module.startswith("ninlab.") or module.startswith("ninlab.cli"):
+            return
+        args = frame.f_code.co_varnames[: frame.f_code.co_argcount]
+        values = [frame.f_locals.get(a) for a in args]
+        if path or any(isinstance(v, Image.Image) for v in values):
+            if not any(_holds_pixels(v) for v in values):
+                return
+            if not path or path[-1] != module:
+                path.append(module)
+            if frame.f_code.co_name == "forward" and module.startswith("ninlab.models"):
+                sys.setprofile(None)  # at the model: the path ends
+
+    sys.setprofile(watch)
+    try:
+        main(argv)
+    finally:
+        sys.setprofile(None)
+    return path
+
+
+def test_the_pixels_of_predict_go_back_up_the_layers_at_most_twice(tmp_path, capsys):
+    """`ninlab predict RUN photo.png`: the picture goes down from the verb to be decoded, up to
+    the run that prepares it, and down again to the model; at most two steps up the layers."""
+    from .conftest import make_run_dir
+
+    make_run_dir(tmp_path / "run")
+    Image.fromarray(np.full((40, 30), 200, np.uint8)).save(tmp_path / "photo.png")
+    path = pixel_path(["predict", str(tmp_path / "run"), str(tmp_path / "photo.png")])
+    assert "ninlab.data.images" in path and path[-1].startswith("ninlab.models")
+    ups = [(a, b) for a, b in pairwise(path) if layer(b) > layer(a)]
+    assert len(ups) <= 2, f"{len(ups)} steps up: {' -> '.join(path)}"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import ninlab.data.datasets
+import ninlab.data.catalog
 import ninlab.runs
 from ninlab.cli import VERBS, main
 
@@ -286,8 +286,8 @@ def no_download_no_training(monkeypatch):
 
         return fail
 
-    monkeypatch.setattr(ninlab.data.datasets, "download", refuse("a download"))
-    monkeypatch.setattr(ninlab.runs, "_fit", refuse("training"))
+    monkeypatch.setattr(ninlab.data.catalog, "download", refuse("a download"))
+    monkeypatch.setattr(ninlab.runs.session.Session, "fit", refuse("training"))
 
 
 def refuse_renames_under(monkeypatch, folder: Path) -> None:
@@ -315,7 +315,7 @@ def test_bad_input_is_one_sentence_and_nothing_is_lost(
             "this user writes into read-only folders (root); the file-in-the-way cases stand in"
         )
     if argv[0] == "train":  # no data is read for a run that is refused
-        monkeypatch.setattr(ninlab.data.datasets, "_find_file", lambda *a: pytest.fail("read"))
+        monkeypatch.setattr(ninlab.data.catalog, "_find_file", lambda *a: pytest.fail("read"))
     if needs == "disk-full":
         refuse_renames_under(monkeypatch, world["full"])
     before = _snapshot(world["root"])

@@ -19,8 +19,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ninlab.data import datasets, inflate, read_idx, write_idx
-from ninlab.data.datasets import DATASETS, MAX_MEMBERS, OTHER_MEMBER, TAR_HEADERS, _extract
+from ninlab.data import catalog as datasets
+from ninlab.data import inflate, read_idx, write_idx
+from ninlab.data.catalog import DATASETS, MAX_MEMBERS, OTHER_MEMBER, TAR_HEADERS, _extract
 from ninlab.data.images import read_image
 from ninlab.data.inflate import CHUNK, Limit, read_bytes
 from ninlab.errors import NinlabError
@@ -212,7 +213,7 @@ def test_tar_pax_header_bomb_under_ulimit(tmp_path):
     tail = tar_bytes([member("test_batch.bin", 3073)])
     archive = tmp_path / "a.tar.gz"
     archive.write_bytes(gzip_zeros(head, len(head) + pax.size) + gzip.compress(tail))
-    code = ("import sys\nfrom pathlib import Path\nfrom ninlab.data.datasets import _extract\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom ninlab.data.catalog import _extract\n"
             "from ninlab.errors import NinlabError\ntry:\n"
             "    _extract(Path(sys.argv[1]), Path(sys.argv[2]), ['test_batch.bin'])\n"
             "except NinlabError as e:\n    sys.exit(f'ninlab: error: {e}')\n")  # fmt: skip

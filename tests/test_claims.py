@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from ninlab import claims
-from ninlab.analysis.sparsity import sparser_with_depth
-from ninlab.analysis.verdicts import (
+from ninlab.claims import ledger as claims
+from ninlab.claims.ledger import check_claims, claim_21, claim_22, claim_23, read_run
+from ninlab.claims.sparsity import sparser_with_depth
+from ninlab.claims.verdicts import (
     DIFFERS,
     FAILS,
     HOLDS,
@@ -20,10 +21,9 @@ from ninlab.analysis.verdicts import (
     Claim,
     claims_table,
 )
-from ninlab.claims import check_claims, claim_21, claim_22, claim_23, read_run
 from ninlab.cli import main
 from ninlab.data import write_idx
-from ninlab.data.datasets import FASHION_CLASSES
+from ninlab.data.catalog import FASHION_CLASSES
 from ninlab.runs import save_weights
 from ninlab.train import TrainConfig, resolve
 
@@ -108,7 +108,7 @@ def test_claim_21_without_a_run_projects_the_time_here(monkeypatch):
     assert c.verdict == NEEDS_RUN and c.run is None
     assert "8.3 h of training for 10 epochs of 60,000 images (20.0 images/s" in c.computed
     assert "the fastest of 3 timed steps of nin_seed at 224 px, batch 64, bf16" in c.computed
-    assert "`ninlab train --recipe seed`" in c.computed and "`python bench/gpu.py`" in c.computed
+    assert "`ninlab train --recipe seed`" in c.computed and "--device cuda" in c.computed
 
 
 def test_seed_recipe_speed_is_measured_and_keeps_the_random_state():
@@ -220,7 +220,7 @@ def test_claim_23_is_not_comparable_on_part_of_the_data(tmp_path):
     c = claim_23(runs)
     assert c.verdict == NOT_COMPARABLE and c.run.count(str(tmp_path)) == 6
     assert "only on fashion-mnist, the first 6,000 training images at 28 px" in c.computed
-    assert "`python bench/claims_runs.py` trains comparable twins" in c.computed
+    assert "--model fast_fc, without --limit-train or --limit-test" in c.computed
 
 
 def test_claims_cli_takes_a_shell_pattern_of_twin_runs(tmp_path, capsys):

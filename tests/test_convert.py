@@ -25,11 +25,11 @@ from ninlab.convert import (
     fuse_linear_1x1,
     fuse_pair,
     linear_to_conv1x1,
-    load_converted,
     unfused_1x1,
 )
 from ninlab.models import NiNBlock, create_model, list_models
 from ninlab.models.layers import GlobalAvgPool
+from ninlab.runs import load_converted
 
 from .conftest import make_run_dir
 

@@ -1,5 +1,6 @@
 """Exports used as a user uses them: the ONNX model through onnxruntime, numpy and PIL alone,
-following the README; the converted safetensors through predict and eval.
+following the ```python block of docs/conversion.md; the converted safetensors through predict and
+eval.
 
 The run is a nin_fast whose batch-norm statistics were measured on the test images (untrained
 weights would give every image the same class, and equal predictions would prove little), with
@@ -19,10 +20,9 @@ from PIL import Image
 from torch import nn
 
 from ninlab.cli import main
-from ninlab.convert import load_converted_run
 from ninlab.data import DATASETS
 from ninlab.errors import NinlabError
-from ninlab.runs import evaluate_run, load_run, save_weights
+from ninlab.runs import evaluate_run, load_converted_run, load_run, save_weights
 from ninlab.train import TrainConfig
 from ninlab.version import __version__
 
@@ -31,17 +31,16 @@ from .conftest import make_idx_dataset, make_run_dir
 pytest.importorskip("onnxscript")
 ort = pytest.importorskip("onnxruntime")
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "conversion.md"
 N_TEST = 200
 MEAN, STD = 0.29, 0.35
-# what the README's snippet classifies; this test puts its own files in their place
+# what the page's snippet classifies; this test puts its own files in their place
 MODEL_FILE, PNG_FILES = '"nin_fast.onnx"', '["shoe.png", "bag.png"]'
 
 
-def readme_snippet() -> str:
-    """The ```python block of the README's section "Conversion and export"."""
-    section = README.read_text().split("\n## Conversion and export\n", 1)[1].split("\n## ", 1)[0]
-    (code,) = re.findall(r"^```python\n(.*?)^```$", section, re.S | re.M)
+def page_snippet() -> str:
+    """The ```python block of docs/conversion.md, "Conversion and export": the only one."""
+    (code,) = re.findall(r"^```python\n(.*?)^```$", PAGE.read_text(), re.S | re.M)
     return code
 
 
@@ -72,7 +71,7 @@ def made(tmp_path_factory):
     return root, root / "data", *printed
 
 
-def test_readme_snippet_classifies_pngs_as_eval_does(made, tmp_path):
+def test_the_page_snippet_classifies_pngs_as_eval_does(made, tmp_path):
     root, data_dir, _, _ = made
     run = load_run(root / "run")
     data = run.dataset(str(data_dir))
@@ -82,12 +81,12 @@ def test_readme_snippet_classifies_pngs_as_eval_does(made, tmp_path):
     for i in range(N_TEST):
         paths.append(str(tmp_path / f"test-{i:03d}.png"))
         Image.fromarray(data.test_images[i, 0].numpy(), "L").save(paths[-1])
-    code = readme_snippet()
+    code = page_snippet()
     assert code.count(MODEL_FILE) == 1 and code.count(PNG_FILES) == 1
     code = code.replace(MODEL_FILE, repr(str(root / "m.onnx"))).replace(PNG_FILES, repr(paths))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(code, "README.md, Conversion and export", "exec"), {"__name__": "__main__"})
+        exec(compile(code, "docs/conversion.md", "exec"), {"__name__": "__main__"})
     named = dict(line.split(" ", 1) for line in printed.getvalue().splitlines())
     assert list(named) == paths
     predicted = [run.classes.index(named[p]) for p in paths]

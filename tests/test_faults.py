@@ -62,8 +62,7 @@ def test_a_kill_leaves_loadable_files_and_resume_is_bit_identical(setup, moment,
 def test_a_kill_before_the_config_is_written_leaves_one_sentence(setup, tmp_path, capsys):
     s, _ = setup
     out = tmp_path / "run"
-    env = dict(s.env, NINLAB_KILL_AT="write:config.json:1")
-    done = subprocess.run(s.command(out), env=env, capture_output=True)
+    done = subprocess.run(s.killed_at("write:config.json:1", out), capture_output=True)
     assert done.returncode == -9
     assert main(["train", "--resume", str(out)]) == 2
     err = capsys.readouterr().err.strip()
@@ -150,15 +149,13 @@ def test_a_full_disk_in_training_keeps_the_last_epoch_and_says_how_to_resume(
     cfg = resolve("fast", data_dir=str(data_dir), epochs=3, limit_train=300, batch_size=50,
                   threads=1)  # fmt: skip
     out = tmp_path / "run"
-    real = files.atomic_write
 
-    def fills_up_in_epoch_2(path, write):
+    def fills_up_in_epoch_2(path):  # as the new checkpoint has been written, before its rename
         # an epoch's files are renamed together: while epoch 2's are written, epoch 1 is committed
-        if Path(path).name == "checkpoint.pt" and len(read_metrics(out)) == 1:
-            raise files.CannotWrite(path, OSError(errno.ENOSPC, "No space left on device"), True)
-        return real(path, write)
+        if path.name == "checkpoint.pt" and len(read_metrics(out)) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("ninlab.runs.atomic_write", fills_up_in_epoch_2)
+    monkeypatch.setattr(files, "on_written", [fills_up_in_epoch_2])
     with pytest.raises(
         NinlabError, match="the run keeps its checkpoint of epoch 1, so free some space and resume"
     ) as e:
@@ -167,7 +164,7 @@ def test_a_full_disk_in_training_keeps_the_last_epoch_and_says_how_to_resume(
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 1 and not (out / LOCK).exists()
     assert set(check_run(out).values()) == {"ok"}
-    monkeypatch.setattr("ninlab.runs.atomic_write", real)
+    monkeypatch.setattr(files, "on_written", [])
     history, _ = resume_run(out, progress=False, log=None)
     assert len(history) == 3
 
@@ -203,7 +200,7 @@ def test_a_reader_of_a_run_in_training_sees_whole_files(tmp_path, setup):
     longer = [*s.args[: s.args.index("--epochs")], "--epochs", "50",
               *s.args[s.args.index("--epochs") + 2 :]]  # fmt: skip
     cmd = [sys.executable, "-m", "ninlab", "train", *longer, "--out", str(out)]
-    proc = subprocess.Popen(cmd, env=s.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seen = set()
     try:
         deadline = time.time() + 60

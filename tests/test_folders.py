@@ -16,7 +16,7 @@ from ninlab.data.images import UnreadableImage, read_image
 from ninlab.errors import NinlabError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
-import shapes  # noqa: E402  (examples/shapes.py: the generated folder the README uses)
+import shapes  # noqa: E402  (examples/shapes.py: the generated folder docs/your-images.md uses)
 
 
 @pytest.fixture(scope="module")

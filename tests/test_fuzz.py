@@ -30,8 +30,8 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
-from ninlab.data import datasets
-from ninlab.data.datasets import DATASETS, _check_labels, _extract, _read_cifar, load_dataset
+from ninlab.data import catalog as datasets
+from ninlab.data.catalog import DATASETS, _check_labels, _extract, _read_cifar, load_dataset
 from ninlab.data.folders import _decode
 from ninlab.data.idx import IDX_DTYPES, parse_idx, read_idx
 from ninlab.data.images import BOMB_FLOOR, UnreadableImage, load_image, read_image

@@ -21,12 +21,12 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from ninlab import checksum, files
 from ninlab.cli import main
-from ninlab.convert import load_converted
 from ninlab.errors import NinlabError
 from ninlab.lock import DirLock
 from ninlab.runs import (
     RunWriter,
     check_run,
+    load_converted,
     load_run,
     read_checkpoint,
     read_metrics,
@@ -273,13 +273,12 @@ def test_files_written_together_are_renamed_together(tmp_path, monkeypatch):
     a, b = files.write_text(tmp_path / "a", "old a"), files.write_text(tmp_path / "b", "old b")
     seen = {}
 
-    def reached(point):  # bench/faults.py kills here: the new content is on disk, not renamed
-        name = point.removeprefix("write:")
-        if name in ("a", "b"):
-            (tmp,) = files.leftovers(tmp_path, [name])
-            seen[name] = (tmp.read_text(), (tmp_path / name).read_text())
+    def written(path):  # bench/faults.py kills here: the new content is on disk, not renamed
+        if path.name in ("a", "b"):
+            (tmp,) = files.leftovers(tmp_path, [path.name])
+            seen[path.name] = (tmp.read_text(), path.read_text())
 
-    monkeypatch.setattr(files.faults, "reached", reached)
+    monkeypatch.setattr(files, "on_written", [written])
     with files.together():
         files.write_text(a, "new a")
         files.write_text(b, "new b")

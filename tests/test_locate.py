@@ -10,9 +10,9 @@ from PIL import Image
 
 from ninlab.cli import main
 from ninlab.data import write_idx
-from ninlab.data.scenes import iou, make_scene, object_box
+from ninlab.locate.locator import _largest_region_box, locate
+from ninlab.locate.scenes import iou, make_scene, object_box
 from ninlab.runs import load_run
-from ninlab.viz.locate import _largest_region_box, locate
 
 from .conftest import make_run_dir
 

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -90,3 +92,22 @@ def test_nin_accepts_larger_inputs():
 def test_unknown_model_name():
     with pytest.raises(NinlabError, match="unknown model 'nope'.*nin_seed"):
         create_model("nope")
+
+
+def test_registering_a_name_twice_warns_and_replaces():
+    from ninlab.models._registry import _MODELS, register_model
+
+    def nin_fast(num_classes: int = 10, in_chans: int = 1):
+        """A stand-in."""
+        return nn.Linear(in_chans, num_classes)
+
+    original = _MODELS["nin_fast"]
+    try:
+        with pytest.warns(UserWarning, match=r"model 'nin_fast' of ninlab.models.nin is replaced"):
+            register_model(nin_fast)
+        assert _MODELS["nin_fast"] is nin_fast
+    finally:
+        _MODELS["nin_fast"] = original
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        register_model(original)  # the same factory again: nothing to say

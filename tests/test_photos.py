@@ -25,8 +25,8 @@ from ninlab.data.images import (
 )
 from ninlab.models import create_model
 from ninlab.runs import load_run, save_weights
+from ninlab.runs.inputs import pick_images, training_look
 from ninlab.train import TrainConfig
-from ninlab.viz.images import pick_images, training_look
 
 from .conftest import make_run_dir
 

@@ -14,10 +14,10 @@ from safetensors.torch import save_file
 
 from ninlab.checksum import sealed_metadata
 from ninlab.cli import main
-from ninlab.convert import load_converted
-from ninlab.convert.inference import FORMAT
 from ninlab.errors import NinlabError
 from ninlab.models import imported_by, load_model
+from ninlab.runs import load_converted
+from ninlab.runs.converted import FORMAT
 
 from .conftest import make_run_dir
 

@@ -17,38 +17,37 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ninlab.analysis import relu_sparsity
-from ninlab.claims import claim_24, read_run
+from ninlab.analysis import (
+    LayerSparsity,
+    class_activation_map,
+    class_activation_maps,
+    class_map_stage,
+    relu_channel_sparsity,
+    relu_sparsity,
+    stage_outputs,
+    strongest_classes,
+)
+from ninlab.analysis.cam import box_share, peak_on_background, smallest_box_share
+from ninlab.claims.ledger import claim_24, read_run
+from ninlab.claims.sparsity import (
+    CONCLUSION,
+    SparsityReport,
+    dead_words,
+    sparser_with_depth,
+    zeros_words,
+)
 from ninlab.cli import main
 from ninlab.errors import NinlabError
 from ninlab.models import NiN, NiNBlock, create_model
 from ninlab.plotting import smallest_text_px
 from ninlab.runs import BEST, evaluate_run, load_run, read_facts, read_metrics, train_run
+from ninlab.runs.inputs import class_index
 from ninlab.train import precision_recall_f1, resolve
-from ninlab.viz import (
-    LayerSparsity,
-    SparsityReport,
-    channel_grid,
-    class_activation_map,
-    class_activation_maps,
-    class_index,
-    plot_cam,
-    plot_features,
-    relu_channel_sparsity,
-    sparser_with_depth,
-    stage_outputs,
-)
-from ninlab.viz.cam import box_share, cam_panels, peak_on_background, smallest_box_share
-from ninlab.viz.features import class_map_stage, features_figure, strongest_classes
+from ninlab.viz import channel_grid, plot_cam, plot_features
+from ninlab.viz.cam import cam_panels
+from ninlab.viz.features import features_figure
 from ninlab.viz.report import SECTIONS, build_report
-from ninlab.viz.sparsity import (
-    CONCLUSION,
-    dead_figure,
-    dead_words,
-    sparsity_figure,
-    zeros_figure,
-    zeros_words,
-)
+from ninlab.viz.sparsity import dead_figure, sparsity_figure, zeros_figure
 
 from .conftest import make_idx_dataset, make_run_dir
 

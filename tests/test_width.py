@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ninlab import claims
+from ninlab.claims import ledger as claims
 from ninlab.cli import main
-from ninlab.text import WIDTH, table, wrap
+from ninlab.terminal import WIDTH, table, wrap
 from ninlab.train import resolve
 
 from .conftest import make_idx_dataset, make_run_dir

@@ -5,7 +5,7 @@ Models
     list_models()                        the names create_model accepts
 Training
     TrainConfig(epochs=1, ...)           the default recipe ("fast") with changes
-    TrainConfig.from_recipe("seed", ...) another recipe (fast, long, seed, d2l) with changes
+    TrainConfig.from_recipe("seed", ...) a recipe of ninlab/train/recipes/, with changes
     train_run(cfg, out)                  train into a run directory (what `ninlab train` does)
     fit(model, data, cfg)                the training loop alone: no files, returns the history
     load_dataset(name)                   a data set as uint8 tensors (found, fetched, checked)
@@ -32,30 +32,24 @@ engine (prepare_config, evaluate, callbacks) in ninlab.train; errors a user can 
 NinlabError, with one sentence that says what to do.
 """
 
-from ninlab.analysis import receptive_field, relu_sparsity, summary
-from ninlab.claims import check_claims
-from ninlab.convert import (
-    check_sliding_window,
-    convert_run,
-    convolutionalize,
-    export_run,
-    fold_batchnorm,
-    fuse_linear_1x1,
+from ninlab.analysis import (
+    class_activation_map,
+    class_activation_maps,
+    receptive_field,
+    relu_channel_sparsity,
+    relu_sparsity,
+    stage_outputs,
+    summary,
 )
+from ninlab.claims import check_claims, run_sparsity
+from ninlab.convert import check_sliding_window, convolutionalize, fold_batchnorm, fuse_linear_1x1
 from ninlab.data import load_dataset
 from ninlab.errors import NinlabError
 from ninlab.models import conv1x1, create_model, list_models
-from ninlab.runs import evaluate_run, load_run, resume_run, train_run
+from ninlab.runs import convert_run, evaluate_run, export_run, load_run, resume_run, train_run
 from ninlab.train import TrainConfig, fit
 from ninlab.version import __version__
-from ninlab.viz import (
-    build_report,
-    class_activation_map,
-    class_activation_maps,
-    relu_channel_sparsity,
-    run_sparsity,
-    stage_outputs,
-)
+from ninlab.viz import build_report
 
 # Functions, the config and the error only: help(ninlab) documents every class named here with
 # all it inherits, which for an nn.Module is some 1,100 lines of torch (see help(ninlab.models)).

@@ -10,7 +10,8 @@ words of torch.save and safetensors, which wrap it (`disk_full`).
 
 Files that belong together (one epoch of a run) are written inside `together()`: each goes to
 its temporary, and only when all are written are they renamed, so a full disk halfway leaves
-the previous set whole.
+the previous set whole. Functions in `on_written` are called at the moment between the two
+steps, the new content on disk and not yet renamed.
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 
-from ninlab import faults
 from ninlab.errors import NinlabError
 
 TMP_SUFFIX = ".tmp"
+
+# Each is called as hook(path) when the new content of `path` is written and synced to its
+# temporary, before the rename makes it `path` (inside `together()`, before the block's end):
+# to log or audit writes, or to stop the process at that moment, as bench/faults.py does to
+# show that a reader then still sees the old file whole.
+on_written: list[Callable[[Path], None]] = []
 
 
 class CannotWrite(NinlabError):
@@ -143,7 +149,8 @@ def _temporary(path: Path, write: Callable[[str], object], kept: bool) -> str:
             _staged.reset(token)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        faults.reached(f"write:{path.name}")
+        for hook in on_written:
+            hook(path)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         done = True
     except Exception as e:

@@ -1,15 +1,17 @@
-"""Analysis: per-layer parameters, MACs and receptive fields; 1x1 comparisons; sparsity; the
-ledger's core and its claims about shapes.
+"""Analysis of any PyTorch model, as numbers: per-layer parameters, MACs and receptive fields,
+the 1x1 comparisons, exact zeros after each ReLU, and class activation maps. Judging the numbers
+against the claims is `ninlab.claims`'s business; drawing them, `ninlab.viz`'s.
 
 The MAC/FLOP convention is defined once, in `ninlab.analysis.macs`, receptive fields in
 `ninlab.analysis.fields`; `ninlab.analysis.propagate` runs a model's graph for the summary; the
-with-versus-without tables of `ninlab compare` are in `ninlab.analysis.compare`; claims 1-20 are in
-`ninlab.analysis.shape_claims`, their verdict words in `ninlab.analysis.verdicts`.
+with-versus-without tables of `ninlab compare` are in `ninlab.analysis.compare`; zeros after
+ReLU in `ninlab.analysis.relu_zeros`; class activation maps in `ninlab.analysis.cam`.
 """
 
+from ninlab.analysis.cam import CAM, cam_method, class_activation_map, class_activation_maps
 from ninlab.analysis.fields import Field
-from ninlab.analysis.shape_claims import shape_claims
-from ninlab.analysis.sparsity import relu_channel_sparsity, relu_sparsity, sparser_with_depth
+from ninlab.analysis.relu_zeros import LayerSparsity, relu_channel_sparsity, relu_sparsity
+from ninlab.analysis.stages import class_map_stage, stage_outputs, strongest_classes
 from ninlab.analysis.summary import (
     Layer,
     Summary,
@@ -19,10 +21,13 @@ from ninlab.analysis.summary import (
     summary,
     working_sizes,
 )
-from ninlab.analysis.verdicts import Claim
 
 __all__ = [
-    "Claim",
+    "CAM",
+    "LayerSparsity",
+    "cam_method",
+    "class_activation_map",
+    "class_activation_maps",
     "Field",
     "Layer",
     "Summary",
@@ -31,8 +36,9 @@ __all__ = [
     "receptive_field",
     "relu_channel_sparsity",
     "relu_sparsity",
-    "shape_claims",
-    "sparser_with_depth",
+    "stage_outputs",
+    "strongest_classes",
+    "class_map_stage",
     "summary",
     "working_sizes",
 ]

@@ -21,7 +21,7 @@ from torch import nn
 from ninlab.analysis.summary import summary
 from ninlab.models import BasicBlock, Bottleneck, Inception, create_model
 from ninlab.models.layers import GlobalAvgPool, conv1x1
-from ninlab.text import WIDTH, table, wrap
+from ninlab.terminal import WIDTH, table, wrap
 
 WEIGHTS_ONLY = "weights: conv and linear weight entries only (no biases, no batch norm)"
 

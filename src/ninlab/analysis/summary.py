@@ -16,7 +16,7 @@ from ninlab.analysis.fields import Field
 from ninlab.analysis.propagate import Layer, Propagator, trace
 from ninlab.errors import NinlabError
 from ninlab.models.base import side_band
-from ninlab.text import table, wrap
+from ninlab.terminal import table, wrap
 
 
 @dataclass

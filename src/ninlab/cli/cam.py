@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ninlab.analysis.cam import class_activation_map
 from ninlab.cli.options import (
     add_image_source,
     add_native,
@@ -34,8 +35,8 @@ from ninlab.cli.options import (
 )
 from ninlab.files import wrote
 from ninlab.runs import load_run
-from ninlab.viz.cam import class_activation_map, plot_cam
-from ninlab.viz.images import class_index, display_image, pick_image, save_input
+from ninlab.runs.inputs import class_index, display_image, pick_image, save_input
+from ninlab.viz.cam import plot_cam
 
 
 def add_arguments(p) -> None:

@@ -4,8 +4,9 @@ Claims about arithmetic and shapes are checked by running real modules. Claims a
 (21-25) take their numbers from the run directories given with --run; without them they say
 "needs a run", and with a run in another setting than the statement's (a 1-epoch run for claim
 21's 10 epochs, say) "not comparable", naming the run that would be. Claims 21, 24 and 25 have
-a verdict per run given; claims 22 and 23 compare twin models over seeds: pass the runs that
-`python bench/claims_runs.py` makes (they are picked by model name and setting). Claim 21
+a verdict per run given; claims 22 and 23 compare twin models over seeds: pass runs of nin_fast
+and nin_fast2 (claim 22), or nin_fast and fast_fc (claim 23), 2+ seeds each in one setting (they
+are picked by model name and setting; the repository's bench/claims_runs.py trains them). Claim 21
 without a run of the classic recipe projects its time here from a few timed steps.
 
 Examples:
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import json
 
-from ninlab.analysis.verdicts import claims_dicts, claims_table
 from ninlab.claims import check_claims
+from ninlab.claims.verdicts import claims_dicts, claims_table
 from ninlab.cli.options import add_data_dir, add_json, add_limit, add_wide
 
 

@@ -1,7 +1,7 @@
 """Convert a trained run for inference: fully convolutional, batch norm folded, 1x1 convs fused.
 
 Writes the weights of `ninlab.convert.for_inference(model)` as safetensors (the metadata says
-what was folded and fused, and holds the run's config; `ninlab.convert.load_converted` reads
+what was folded and fused, and holds the run's config; `ninlab.runs.load_converted` reads
 it back), then checks on random inputs that the converted model gives the same logits and
 measures images/s of both in this process. When no conv pair fuses it says what keeps them
 apart (in a NiN, the ReLU before every 1x1 conv). `ninlab predict`, `eval` and `export` take
@@ -24,11 +24,10 @@ from pathlib import Path
 
 from ninlab.analysis import input_channels, parse_input_size
 from ninlab.cli.options import add_batch_size, add_model_spec, add_out, add_run_inputs, add_seed
-from ninlab.convert import convert_model, convert_run
 from ninlab.errors import NinlabError
 from ninlab.files import wrote
 from ninlab.models import load_model
-from ninlab.runs import load_run
+from ninlab.runs import convert_model, convert_run, load_run
 
 
 def add_arguments(p) -> None:

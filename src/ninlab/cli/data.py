@@ -23,7 +23,7 @@ from pathlib import Path
 from ninlab.cli.options import add_data_dir, add_json, add_wide
 from ninlab.data import DATASETS, cache, load_dataset
 from ninlab.data.folders import cache_root, folder_census, is_folder_name
-from ninlab.text import WIDTH, wrap
+from ninlab.terminal import WIDTH, wrap
 
 
 def add_arguments(p) -> None:

@@ -5,7 +5,7 @@ The exported graph takes uint8 pixels and normalises them itself: input "images"
 (the metadata's min_input_size). Outputs: "logits" (N, classes), as `ninlab eval` computes
 them, and "scores" (N, classes, h, w), one per crop of the training size. The metadata
 (metadata_props) holds the class names, mean, std, input size, minimum size, channels, the
-input's dtype and range, the ninlab version and the model name; the README shows a 10-line
+input's dtype and range, the ninlab version and the model name; docs/conversion.md shows a 10-line
 onnxruntime program that classifies a PNG with it. RUN_DIR may also be a file written by
 `ninlab convert`. When onnxruntime is installed (pip install ninlab[onnx]) its outputs on two
 input sizes are compared with PyTorch's.
@@ -21,9 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ninlab.cli.options import add_batch_size, add_out, add_run_inputs, add_seed
-from ninlab.convert import export_run
 from ninlab.files import wrote
-from ninlab.runs import load_run
+from ninlab.runs import export_run, load_run
 
 
 def add_arguments(p) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ninlab.analysis.stages import class_map_stage, stage_outputs, strongest_classes
 from ninlab.cli.options import (
     add_image_source,
     add_native,
@@ -28,8 +29,8 @@ from ninlab.cli.options import (
 )
 from ninlab.files import wrote
 from ninlab.runs import load_run
-from ninlab.viz.features import class_map_stage, plot_features, stage_outputs, strongest_classes
-from ninlab.viz.images import display_image, pick_image, save_input
+from ninlab.runs.inputs import display_image, pick_image, save_input
+from ninlab.viz.features import plot_features
 
 
 def add_arguments(p) -> None:

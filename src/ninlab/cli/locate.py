@@ -22,10 +22,11 @@ from pathlib import Path
 
 from ninlab.cli.options import add_invert, add_json, add_out, add_run_inputs, add_wide, at_least
 from ninlab.files import wrote
+from ninlab.locate import METHODS, SCORINGS, locate
 from ninlab.runs import load_run
-from ninlab.text import table
-from ninlab.viz.images import display_image, pick_image
-from ninlab.viz.locate import METHODS, SCORINGS, locate, plot_locate
+from ninlab.runs.inputs import display_image, pick_image
+from ninlab.terminal import table
+from ninlab.viz.locate import plot_locate
 
 
 def add_arguments(p) -> None:

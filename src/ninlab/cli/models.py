@@ -13,7 +13,7 @@ import json
 
 from ninlab.cli.options import add_json, add_wide, check_num_classes
 from ninlab.models import create_model, list_models, model_description
-from ninlab.text import table
+from ninlab.terminal import table
 
 
 def add_arguments(p) -> None:

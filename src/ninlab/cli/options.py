@@ -8,7 +8,7 @@ import json
 from ninlab.data import DATASETS
 from ninlab.data.images import CHOICES
 from ninlab.errors import NinlabError
-from ninlab.text import WIDTH
+from ninlab.terminal import WIDTH
 
 
 def at_least(low: int):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ninlab.cli.options import add_preparation, add_run_inputs, add_show
 from ninlab.errors import NinlabError
 from ninlab.runs import load_run
-from ninlab.viz.images import input_path, pick_images, save_input
+from ninlab.runs.inputs import input_path, pick_images, save_input
 
 
 def add_arguments(p) -> None:

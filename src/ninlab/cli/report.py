@@ -19,7 +19,7 @@ from __future__ import annotations
 from ninlab.cli.options import add_limit, add_out, add_run_inputs, at_least
 from ninlab.files import writable_file, wrote
 from ninlab.runs import load_run
-from ninlab.text import fill
+from ninlab.terminal import fill
 from ninlab.viz.report import build_report
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ninlab.claims.sparsity import run_sparsity
 from ninlab.cli.options import (
     add_batch_size,
     add_json,
@@ -27,7 +28,7 @@ from ninlab.cli.options import (
 )
 from ninlab.files import writable_file, wrote
 from ninlab.runs import load_run
-from ninlab.viz.sparsity import plot_sparsity, run_sparsity
+from ninlab.viz.sparsity import plot_sparsity
 
 
 def add_arguments(p) -> None:

@@ -11,7 +11,8 @@ second `train --out RUN_DIR` and a `--resume RUN_DIR`.
 Recipes: fast (default: nin_fast at native resolution, batch norm, one-cycle SGD, 10 epochs),
 long (nin_wide with shifts, flips, cutout and test-time flip, for the last half point),
 seed (the classic NiN recipe: nin_seed at 224 px, SGD lr 0.1, batch 64, 10 epochs),
-d2l (nin_d2l, batch 128, Xavier init, otherwise as seed). Options override the recipe.
+d2l (nin_d2l, batch 128, Xavier init, otherwise as seed); each is a file of
+ninlab/train/recipes/. Options override the recipe.
 
 Several processes (DistributedDataParallel; --batch-size stays the global batch): --nproc N on
 this machine, or torchrun for several machines, every machine running the same command:

@@ -6,8 +6,10 @@ fuse.py       fold_batchnorm, fuse_linear_1x1 (and the pairwise fold_conv_bn, fu
 export.py     PixelClassifier (uint8 pixels in), export_onnx with dynamic height and width,
               onnx_max_diff
 measure.py    images_per_second
-inference.py  for_inference, save/load_converted, load_converted_run (what `ninlab.runs.load_run`
-              gives for a converted file), and on a loaded run: convert_run, export_run
+inference.py  for_inference -> (DenseClassifier, Conversion), ConvertedClassifier
+
+Module rewrites only: saving a converted model and converting or exporting a run are in
+`ninlab.runs` (converted.py, deploy.py).
 """
 
 from ninlab.convert.dense import (
@@ -25,20 +27,7 @@ from ninlab.convert.fuse import (
     fuse_pair,
     unfused_1x1,
 )
-from ninlab.convert.inference import (
-    Conversion,
-    ConvertedClassifier,
-    ConvertReport,
-    ExportReport,
-    convert_model,
-    convert_run,
-    export_run,
-    for_inference,
-    load_converted,
-    load_converted_run,
-    onnx_metadata,
-    save_converted,
-)
+from ninlab.convert.inference import Conversion, ConvertedClassifier, for_inference
 from ninlab.convert.linear import (
     apply_linear_per_pixel,
     conv1x1_as_matmul,
@@ -50,21 +39,16 @@ from ninlab.convert.measure import images_per_second
 
 __all__ = [
     "Conversion",
-    "ConvertReport",
     "ConvertedClassifier",
     "DenseClassifier",
-    "ExportReport",
     "PixelClassifier",
     "SlidingWindowCheck",
     "apply_linear_per_pixel",
     "check_sliding_window",
     "conv1x1_as_matmul",
     "conv1x1_to_linear",
-    "convert_model",
-    "convert_run",
     "convolutionalize",
     "export_onnx",
-    "export_run",
     "fc_to_conv",
     "fold_batchnorm",
     "fold_conv_bn",
@@ -74,10 +58,6 @@ __all__ = [
     "fuse_pair",
     "images_per_second",
     "linear_to_conv1x1",
-    "load_converted",
-    "load_converted_run",
     "onnx_max_diff",
-    "onnx_metadata",
-    "save_converted",
     "unfused_1x1",
 ]

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ninlab.analysis import working_sizes
-from ninlab.convert._chain import Slot, chain
+from ninlab.convert.chains import Slot, chain
 from ninlab.convert.linear import fc_to_conv, linear_to_conv1x1
 from ninlab.models.layers import ELEMENTWISE, GlobalAvgPool, pair
 

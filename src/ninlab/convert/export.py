@@ -2,7 +2,7 @@
 
 A run is exported as a `PixelClassifier`: the graph takes uint8 pixels and normalises them
 itself, and the file's metadata (ONNX `metadata_props`) says what the outputs mean, so that
-onnxruntime, numpy and PIL are all a user needs (README, "Conversion and export").
+onnxruntime, numpy and PIL are all a user needs (docs/conversion.md).
 """
 
 from __future__ import annotations

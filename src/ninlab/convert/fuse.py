@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import nn
 
-from ninlab.convert._chain import Slot, all_chains
+from ninlab.convert.chains import Slot, all_chains
 from ninlab.convert.linear import _is_plain_1x1
 
 # Steps that leave a fusion exact: they are the identity in eval mode.

@@ -1,8 +1,8 @@
 """Data sets as whole uint8 tensors (built-in sets and folders of images), IDX/CIFAR readers,
 batched transforms and a seeded loader."""
 
+from ninlab.data.catalog import DATASETS, DatasetSpec, dataset_label, get_spec, load_dataset
 from ninlab.data.dataset import Dataset
-from ninlab.data.datasets import DATASETS, DatasetSpec, dataset_label, get_spec, load_dataset
 from ninlab.data.folders import FolderOptions, load_folder
 from ninlab.data.idx import parse_idx, read_idx, write_idx
 from ninlab.data.loader import BatchLoader, epoch_generator

@@ -57,7 +57,7 @@ from ninlab.data.inflate import available_memory
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write, write_text
 from ninlab.progress import bar as progress_bar
-from ninlab.text import fill
+from ninlab.terminal import fill
 
 VERSION = 1  # of the cache's layout and of the decoding: a change re-reads every folder
 TEST_DIRS = ("test", "val")

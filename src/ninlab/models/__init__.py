@@ -11,9 +11,9 @@ from ninlab.models._registry import (
 )
 from ninlab.models.base import Classifier
 from ninlab.models.blocks import BasicBlock, Bottleneck, Inception
-from ninlab.models.external import imported_by, load_model
 from ninlab.models.layers import GlobalAvgPool, NiNBlock, conv1x1, conv3x3
 from ninlab.models.nin import NiN
+from ninlab.models.spec import imported_by, load_model
 
 __all__ = [
     "BasicBlock",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -14,7 +15,14 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a model factory under its function name; its docstring's first line describes it."""
+    """Register a model factory under its function name; its docstring's first line describes it.
+    A name registered already is replaced, with a warning naming both factories (as timm does)."""
+    old = _MODELS.get(fn.__name__)
+    if old is not None and old is not fn:
+        warnings.warn(
+            f"model {fn.__name__!r} of {old.__module__} is replaced by the one of {fn.__module__}",
+            stacklevel=2,
+        )
     _MODELS[fn.__name__] = fn
     return fn
 

@@ -1,4 +1,5 @@
-"""Training: TrainConfig and recipes, fit() with its callbacks, evaluation and its metrics.
+"""Training: TrainConfig and its recipes (data files in recipes/), fit() with its callbacks,
+evaluation and its metrics.
 
 This package knows nothing of files: `ninlab.runs` writes a run directory through fit()'s
 callbacks and reads it back.

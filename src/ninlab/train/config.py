@@ -1,20 +1,24 @@
-"""Training configuration: one dataclass with a comment on every field, and named recipes.
+"""Training configuration: TrainConfig, made of four parts by concern, and the named recipes.
 
-Evidence for the defaults (recipe "fast"): on 2 CPU cores (AMD EPYC with AVX512-BF16), torch
-2.13.0+cpu, `python bench/time_to_accuracy.py --seeds 0 1 2` gave 93.38%, 93.49% and 93.37% test
-accuracy on Fashion-MNIST after 10 epochs in bf16 autocast, 169-186 s of wall time each; 93.0% was
-first reached at 152-180 s, a cost of 27-34 (wall s x R / 1000, R = 180-188 GFLOP/s fp32 matmul).
-`python bench/recipe_ablation.py` measures what each part is worth (README, "Training").
-Recipe "long", same machine, `--recipe long --seeds 0 1 2`: 93.97%, 94.16% and 93.98% after 32
-epochs, 1,259-1,284 s each (cost 237-247); short of its 94.5% goal.
+A run's config answers four questions, one dataclass each with a comment on every field: what
+learns and how (Recipe), where and how it runs (Placement), on which data (DataChoice), and what
+the run fills in from that data (Prepared). TrainConfig is the four as one flat set of fields
+(`cfg.lr`, `cfg.device`), as config.json records them.
+
+Recipes are data: recipes/NAME.toml sets the fields of recipe NAME (the others keep the
+defaults below, which are the fast recipe), and its comment header states the evidence for it.
+Adding a recipe is adding a file.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-from dataclasses import MISSING, InitVar, asdict, dataclass, field, fields, replace
+import tomllib
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from difflib import get_close_matches
+from importlib import resources
 from typing import get_args, get_origin, get_type_hints
 
 from ninlab.data import Dataset
@@ -25,30 +29,14 @@ from ninlab.models import create_model, list_models
 
 
 @dataclass
-class TrainConfig:
-    """How a run trains. The defaults are the "fast" recipe; each field's comment in
-    ninlab/train/config.py says what it means.
-
-    Two constructors: `TrainConfig(epochs=1, ...)` is the fast recipe with changes, and
-    `TrainConfig.from_recipe("seed", epochs=1, ...)` is another recipe (RECIPES) with changes.
-    `recipe` itself applies nothing: it records which recipe the values came from. So a config
-    made directly whose recipe is another one but whose values carry none of those that recipe
-    sets apart from the defaults (seed: model nin_seed, lr 0.1, batch 64, ...) is refused, as
-    `TrainConfig(recipe="seed", epochs=1)` would train nin_fast under seed's name; an unknown
-    recipe is refused too. Configs made by `from_recipe` and read back by `from_dict`
-    (config.json, checkpoints: what ran, whatever it was called) are taken as they are, and so
-    are their copies (`dataclasses.replace` carries that).
-
-    The run fills in classes, in_chans, input_size and mean/std from the data
-    (ninlab.train.prepare_config; `fit` calls it when any is missing).
-    """
+class Recipe:
+    """What learns, and how: the model, its optimisation, augmentation and seed. The defaults
+    are the fast recipe (recipes/fast.toml holds its evidence)."""
 
     recipe: str = "fast"  # the named recipe these values started from (see RECIPES)
     model: str = "nin_fast"  # a name from ninlab.list_models()
-    dataset: str = "fashion-mnist"  # a name from ninlab.data.DATASETS, or a folder of images
-    data_dir: str | None = None  # where to look for data files first (else the usual places)
     epochs: int = 10  # passes over the training set
-    batch_size: int = 128  # training images per step
+    batch_size: int = 128  # training images per step (over all processes together)
     lr: float = 0.05  # peak learning rate
     optimizer: str = "sgd"  # "sgd" (with momentum below) or "adamw"
     momentum: float = 0.9  # SGD momentum (0 = plain SGD)
@@ -61,72 +49,8 @@ class TrainConfig:
     flip: bool = False  # random horizontal flip
     cutout: int = 0  # zero a random square of this side in each training image (0 = off)
     tta_flip: bool = False  # test-time augmentation: average logits of image and its mirror
-    input_size: int | None = None  # side of the model's input; None = the model's default
-    mean: list[float] | None = None  # normalisation mean per channel; None = measured on train
-    std: list[float] | None = None  # normalisation std per channel; None = measured on train
     init: str = "default"  # "default" (PyTorch's) or "xavier" (uniform, biases 0)
-    channels_last: bool = True  # NHWC memory format: faster convolutions on CPU (oneDNN)
     seed: int = 0  # fixes initialisation, batch order, augmentation and dropout
-    device: str = "auto"  # "auto" (cuda when present), "cpu" or "cuda"
-    precision: str = "auto"  # "fp32", "bf16" or "fp16" autocast; auto = bf16 where native
-    compile: bool = False  # torch.compile the model (slower than eager on a 2-core CPU)
-    deterministic: bool = False  # CUDA: no cudnn.benchmark, deterministic kernels
-    sync_bn: bool = True  # several CUDA processes: batch-norm statistics over the global batch
-    dist_timeout: float = 300.0  # seconds a process waits for the others before it gives up
-    threads: int | None = None  # torch CPU threads; None = torch's default (one per core)
-    limit_train: int | None = None  # train on the first N images only (quick runs and tests)
-    limit_test: int | None = None  # test on the first N test images only (quick runs and tests)
-    # a folder of images (see ninlab.data.folders); the run records the values the census chose
-    image_size: int | None = None  # side the images are decoded at; None = from the census
-    image_mode: str | None = None  # "L" or "RGB"; None = the mode of most images
-    fit: str = "pad"  # non-square images (files too): "pad" to a square, or "crop" its centre
-    val_split: float = 0.1  # no test/ folder: the share of every class held out (seeded)
-    eval_batch_size: int = 200  # test images per forward pass
-    # filled in by the run: class names, input channels
-    classes: list[str] = field(default_factory=list)
-    in_chans: int | None = None
-    # True from from_recipe and from_dict: the values are the recipe's or what a run recorded, so
-    # `recipe` is not checked against them. Not a field (no JSON, no ==); replace() copies it.
-    _vouched: InitVar[bool] = False
-
-    def __post_init__(self, _vouched: bool):
-        self._vouched = _vouched
-        if _vouched or self.recipe == "fast":
-            return
-        if self.recipe not in RECIPES:
-            raise NinlabError(
-                f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}."
-            )
-        own = {k: v for k, v in RECIPES[self.recipe].items() if v != DEFAULTS[k]}
-        if own and all(getattr(self, k) != v for k, v in own.items()):
-            telling = [k for k in ("model", "lr", "batch_size", "epochs") if k in own]
-            shown = ", ".join(f"{k} {own[k]}" for k in telling or list(own)[:3])
-            raise NinlabError(
-                f"TrainConfig(recipe={self.recipe!r}) only names the recipe and keeps the fast "
-                f"values, not its {shown}, ...; make it with "
-                f"TrainConfig.from_recipe({self.recipe!r}, ...) instead."
-            )
-
-    @classmethod
-    def from_recipe(cls, name: str = "fast", **overrides) -> TrainConfig:
-        """The recipe `name`'s config (see RECIPES) with `overrides` replacing its fields, checked
-        by `validate`. An override of None keeps the recipe's value, so options a user left
-        unset change nothing; e.g. `TrainConfig.from_recipe("seed", epochs=1, limit_train=256)`."""
-        if name not in RECIPES:
-            raise NinlabError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}.")
-        unknown = sorted(set(overrides) - set(DEFAULTS) - {"classes"})
-        if unknown:
-            near = get_close_matches(unknown[0], DEFAULTS, n=1)
-            hint = f"did you mean {near[0]!r}?" if near else "help(ninlab.TrainConfig) lists them."
-            raise NinlabError(f"TrainConfig has no field {unknown[0]!r}; {hint}")
-        given = {k: v for k, v in overrides.items() if v is not None}
-        cfg = cls(**{**RECIPES[name], **given, "recipe": name}, _vouched=True)
-        validate(cfg)
-        return cfg
-
-    def to_dict(self) -> dict:
-        """The fields as JSON-ready data (what config.json holds; `from_dict` reads it back)."""
-        return asdict(self)
 
     def augmentation(self) -> str:
         """The training augmentation in words ("" for none)."""
@@ -135,23 +59,126 @@ class TrainConfig:
                  f"{self.cutout} px cut-outs" if self.cutout else ""]  # fmt: skip
         return ", ".join(p for p in parts if p)
 
+
+@dataclass
+class Placement:
+    """Where and how the run computes: the device and its arithmetic, processes, threads and
+    memory layout."""
+
+    device: str = "auto"  # "auto" (cuda when present), "cpu" or "cuda"
+    precision: str = "auto"  # "fp32", "bf16" or "fp16" autocast; auto = bf16 where native
+    compile: bool = False  # torch.compile the model (slower than eager on a 2-core CPU)
+    deterministic: bool = False  # CUDA: no cudnn.benchmark, deterministic kernels
+    sync_bn: bool = True  # several CUDA processes: batch-norm statistics over the global batch
+    dist_timeout: float = 300.0  # seconds a process waits for the others before it gives up
+    threads: int | None = None  # torch CPU threads; None = torch's default (one per core)
+    channels_last: bool = True  # NHWC memory format: faster convolutions on CPU (oneDNN)
+    eval_batch_size: int = 200  # test images per forward pass
+
+
+@dataclass
+class DataChoice:
+    """Which data the run reads, and how a folder of images is read (see ninlab.data.folders;
+    the run records the values the folder's census chose)."""
+
+    dataset: str = "fashion-mnist"  # a name from ninlab.data.DATASETS, or a folder of images
+    data_dir: str | None = None  # where to look for data files first (else the usual places)
+    limit_train: int | None = None  # train on the first N images only (quick runs and tests)
+    limit_test: int | None = None  # test on the first N test images only (quick runs and tests)
+    image_size: int | None = None  # a folder: side the images are decoded at; None = census's
+    image_mode: str | None = None  # a folder: "L" or "RGB"; None = the mode of most images
+    fit: str = "pad"  # non-square images (files too): "pad" to a square, or "crop" its centre
+    val_split: float = 0.1  # a folder without test/: the share of every class held out (seeded)
+
+
+@dataclass
+class Prepared:
+    """What the run fills in from the data and the model (prepare_config); a recipe may fix the
+    input size and normalisation instead (seed: 224 px, 0.5/0.5)."""
+
+    input_size: int | None = None  # side of the model's input; None = the model's default
+    mean: list[float] | None = None  # normalisation mean per channel; None = measured on train
+    std: list[float] | None = None  # normalisation std per channel; None = measured on train
+    classes: list[str] = field(default_factory=list)  # class names, in label order
+    in_chans: int | None = None  # input channels; None = the model's default
+
+
+@dataclass(init=False)
+class TrainConfig(Prepared, DataChoice, Placement, Recipe):
+    """How a run trains: its Recipe, Placement, DataChoice and what is Prepared from the data,
+    as one flat set of fields (each field's comment is in its part, ninlab/train/config.py).
+
+    `TrainConfig(epochs=1, ...)` is the fast recipe with changes, and
+    `TrainConfig(recipe="seed", epochs=1, ...)` the recipe seed (RECIPES) with changes: the
+    recipe's values, then the arguments, then the defaults. `TrainConfig.from_recipe` does the
+    same, treats an argument of None as not given and validates the result. A config given
+    every field (`from_dict` reading what a run recorded, `dataclasses.replace`) is taken as it
+    is, under any recipe name, one from a later ninlab too.
+
+    The run fills in classes, in_chans, input_size and mean/std from the data
+    (ninlab.train.prepare_config; `fit` calls it when any is missing).
+    """
+
+    def __init__(self, recipe: str = "fast", **values):
+        names = [f.name for f in fields(self)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            near = get_close_matches(unknown[0], names, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else "help(ninlab.TrainConfig) lists them."
+            raise NinlabError(f"TrainConfig has no field {unknown[0]!r}; {hint}")
+        complete = len(values) == len(names) - 1  # all but `recipe`: nothing left to the recipe
+        given = {**({} if complete else _recipe_values(recipe)), **values, "recipe": recipe}
+        for f in fields(self):
+            setattr(self, f.name, given[f.name] if f.name in given else _default(f))
+
+    @classmethod
+    def from_recipe(cls, name: str = "fast", **overrides) -> TrainConfig:
+        """The recipe `name`'s config (see RECIPES) with `overrides` replacing its fields, checked
+        by `validate`. An override of None keeps the recipe's value, so options a user left
+        unset change nothing; e.g. `TrainConfig.from_recipe("seed", epochs=1, limit_train=256)`."""
+        cfg = cls(name, **{k: v for k, v in overrides.items() if v is not None})
+        validate(cfg)
+        return cfg
+
+    def to_dict(self) -> dict:
+        """The fields as JSON-ready data (what config.json holds; `from_dict` reads it back), in
+        the order config.json has always had."""
+        d = asdict(self)
+        return {k: d[k] for k in sorted(d, key=lambda k: JSON_ORDER.get(k, len(JSON_ORDER)))}
+
     def folder_options(self) -> FolderOptions:
         """How a folder data set is read for this run."""
         return FolderOptions(self.image_size, self.image_mode, self.fit, self.val_split, self.seed)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """A config from JSON-like data (config.json, a checkpoint, weights' metadata): missing
-        fields keep their defaults and unknown ones are ignored (a later ninlab may add some);
-        a value of the wrong type, or one that `validate` refuses, raises one NinlabError that
-        names the field. The types come from the annotations (see `conform`)."""
+        """A config from JSON-like data (config.json, a checkpoint, weights' metadata) as it was
+        recorded: missing fields keep their defaults and unknown ones are ignored (a later ninlab
+        may add some); a value of the wrong type, or one that `validate` refuses, raises one
+        NinlabError that names the field. The types come from the annotations (see `conform`)."""
         if not isinstance(d, dict):
             raise NinlabError(f"a config must be a JSON object, not {type(d).__name__}.")
         hints = get_type_hints(cls)
-        cfg = cls(**{f.name: conform(f.name, d[f.name], hints[f.name])
-                     for f in fields(cls) if f.name in d}, _vouched=True)  # fmt: skip
+        cfg = cls(**{f.name: conform(f.name, d[f.name], hints[f.name]) if f.name in d
+                     else _default(f) for f in fields(cls)})  # fmt: skip
         validate(cfg)
         return cfg
+
+
+def _default(f: Field):
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+# config.json's keys in the order of the fields before they were grouped into parts, so that a
+# run's files stay the same byte for byte; a field not named here comes after these
+JSON_ORDER = {name: i for i, name in enumerate((
+    "recipe", "model", "dataset", "data_dir", "epochs", "batch_size", "lr", "optimizer",
+    "momentum", "nesterov", "weight_decay", "schedule", "warmup", "label_smoothing", "translate",
+    "flip", "cutout", "tta_flip", "input_size", "mean", "std", "init", "channels_last", "seed",
+    "device", "precision", "compile", "deterministic", "sync_bn", "dist_timeout", "threads",
+    "limit_train", "limit_test", "image_size", "image_mode", "fit", "val_split",
+    "eval_batch_size", "classes", "in_chans",
+))}  # fmt: skip
 
 
 # what a JSON value must be for each annotated type (ranges are validate's business; ints fit
@@ -192,28 +219,37 @@ def _fits(value, kind) -> bool:
     return type(value) is kind and (kind is not int or -(2**63) <= value < 2**63)
 
 
-# The classic recipe (Dive into Deep Learning ch. 8.3 as reproduced on Fashion-MNIST): 85.74%.
-SEED = dict(
-    model="nin_seed", input_size=224, mean=[0.5], std=[0.5], optimizer="sgd", lr=0.1,
-    momentum=0.0, nesterov=False, weight_decay=0.0, batch_size=64, epochs=10,
-    schedule="constant", label_smoothing=0.0, translate=0, flip=False, tta_flip=False,
-    channels_last=False,
-)  # fmt: skip
-
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
-# More epochs for the last half point: a wider NiN, and augmentation against over-fitting.
-LONG = dict(model="nin_wide", epochs=32, translate=2, flip=True, cutout=8, tta_flip=True)
 
-RECIPES: dict[str, dict] = {
-    "fast": {},  # the TrainConfig defaults
-    "long": LONG,
-    "seed": SEED,
-    "d2l": dict(SEED, model="nin_d2l", batch_size=128, init="xavier"),
-}
+def _read_recipes() -> dict[str, dict]:
+    """Each recipes/NAME.toml as {field: value}, typed as the field (see `conform`): "fast"
+    first, then the others by name."""
+    found, hints = {}, get_type_hints(TrainConfig)
+    files = sorted(resources.files(__package__).joinpath("recipes").iterdir(),
+                   key=lambda f: (f.name != "fast.toml", f.name))  # fmt: skip
+    for file in (f for f in files if f.name.endswith(".toml")):
+        values = tomllib.loads(file.read_text(encoding="utf-8"))
+        wrong = [k for k in values if k not in hints or k == "recipe"]
+        if wrong:
+            raise NinlabError(
+                f"recipe file {file.name} sets {wrong[0]!r}, which is no field a recipe can set."
+            )
+        found[file.name.removesuffix(".toml")] = {
+            k: conform(k, v, hints[k]) for k, v in values.items()
+        }
+    return found
 
-# the fast recipe: each field's default (classes, whose default is a factory, is empty)
-DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+# name -> the fields that recipe sets (the others keep their defaults), from recipes/NAME.toml
+RECIPES: dict[str, dict] = _read_recipes()
+
+
+def _recipe_values(name: str) -> dict:
+    """A fresh copy of the fields recipe `name` sets; one NinlabError for an unknown name."""
+    if name not in RECIPES:
+        raise NinlabError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}.")
+    return copy.deepcopy(RECIPES[name])
 
 
 def resolve(recipe: str = "fast", **overrides) -> TrainConfig:

@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ninlab import faults
 from ninlab.data import BatchLoader, Dataset, epoch_generator
 from ninlab.errors import NinlabError
 from ninlab.models import list_models
@@ -130,11 +129,20 @@ class TrainState:
 class Callback:
     """Hooks fit() calls; override what you need."""
 
-    def on_epoch_end(self, state: TrainState) -> None:
-        """After each epoch's evaluation; state.history ends with the epoch's row."""
+    def on_backward_end(self, state: TrainState) -> None:
+        """After each batch's backward pass, before its optimizer step: the batch's gradients are
+        in the parameters' .grad (multiplied by the loss scale under fp16; averaged over the
+        processes under DDP), state.step is the number of batches done before this one."""
 
     def on_batch_end(self, state: TrainState) -> None:
         """After each optimizer step (state.step is the step within the epoch)."""
+
+    def on_eval_start(self, state: TrainState) -> None:
+        """As each epoch's evaluation starts: its training is done, state.epoch not yet counted
+        (state.partial["row"] holds the epoch's training metrics)."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """After each epoch's evaluation; state.history ends with the epoch's row."""
 
     def on_interrupt(self, state: TrainState) -> None:
         """Before fit raises Interrupted: the moment to write a checkpoint."""
@@ -249,7 +257,7 @@ def fit(
         with _StopOnSignal(state, world):
             while state.epoch < cfg.epochs:
                 _train_epoch(state, net, loader, device, world, callbacks, progress, log)
-                _end_epoch(state, data, test_x, world, chance, log, progress)
+                _end_epoch(state, data, test_x, world, callbacks, chance, log, progress)
                 for cb in callbacks:
                     cb.on_epoch_end(state)
                 if _agree(state, world, device)[0] and state.epoch < cfg.epochs:
@@ -333,13 +341,16 @@ def _agree(state: TrainState, world: World, device, loss_sum=None) -> tuple[bool
     return stop, bad
 
 
-def _end_epoch(state: TrainState, data: Dataset, test_x, world: World, chance, log, progress):
+def _end_epoch(
+    state: TrainState, data: Dataset, test_x, world: World, callbacks, chance, log, progress
+) -> None:
     """Evaluate, record the epoch's row, log it, and apply the divergence guard."""
     cfg, model = state.config, state.model
     t_eval = time.perf_counter()
     for b in model.buffers():  # batch-norm statistics: rank 0's, as saved
         world.broadcast(b)
-    faults.reached("eval")
+    for cb in callbacks:
+        cb.on_eval_start(state)
     ev = evaluate(model, test_x, data.test_labels[: len(test_x)], cfg, world, progress)
     row = dict(state.partial["row"], test_loss=ev["loss"], test_acc=ev["acc"])
     row["eval_time"] = time.perf_counter() - t_eval
@@ -400,7 +411,8 @@ def _train_epoch(state, net, loader, device, world, callbacks, progress, log) ->
         share = len(y) * world.size / len(yb)  # 1 unless the last batch splits unevenly
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss if share == 1 else loss * share).backward()
-        faults.reached("step")
+        for cb in callbacks:
+            cb.on_backward_end(state)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()

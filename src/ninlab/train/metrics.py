@@ -8,7 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ninlab.plotting import figure
-from ninlab.text import WIDTH
+from ninlab.terminal import WIDTH
 
 
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

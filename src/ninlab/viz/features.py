@@ -19,30 +19,9 @@ from pathlib import Path
 import matplotlib
 import torch
 from matplotlib.figure import Figure
-from torch import nn
 
+from ninlab.analysis.stages import class_map_stage
 from ninlab.plotting import save_png
-
-
-@torch.no_grad()
-def stage_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Output of every stage in `model.stage_names` for input x (N, C, H, W), in forward order."""
-    outputs: dict[str, torch.Tensor] = {}
-    hooks = [
-        model.get_submodule(name).register_forward_hook(
-            lambda m, i, o, name=name: outputs.__setitem__(name, o.detach())
-        )
-        for name in model.stage_names
-    ]
-    was_training = model.training
-    model.eval()
-    try:
-        model(x)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
-    return outputs
 
 
 def channel_grid(
@@ -72,25 +51,6 @@ GRIDS = 0.72 * WIDTH  # inches the grids column gets, about (its width ratio 3:1
 LABEL = 0.45  # inches above a class tile for its two label lines at FONT
 TEXT_WIDTH = FONT * 0.6 / 72  # inches per character of FONT, about, in DejaVu Sans
 CMAP = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # the gaps between tiles
-
-
-def class_map_stage(outputs: dict[str, torch.Tensor], classes: list[str] | None) -> str | None:
-    """The stage holding the class maps: the last one, when its output (N, C, h, w) has one
-    channel per class (C = len(classes)); None when there are no classes or no such stage."""
-    if not classes or not outputs:
-        return None
-    name, out = list(outputs.items())[-1]
-    return name if out.dim() == 4 and out.shape[1] == len(classes) else None
-
-
-def strongest_classes(
-    maps: torch.Tensor, classes: list[str], k: int = 3
-) -> list[tuple[str, float]]:
-    """(class, mean of its map) for the k classes whose maps (C, h, w), one per class, have the
-    largest mean, strongest first; for a NiN that mean is the class's logit."""
-    means = maps.float().mean(dim=(1, 2))
-    order = means.argsort(descending=True, stable=True)[:k]
-    return [(classes[c], means[c].item()) for c in order.tolist()]
 
 
 def features_figure(

@@ -20,28 +20,28 @@ from pathlib import Path
 import torch
 
 from ninlab.analysis import summary
-from ninlab.analysis.sparsity import STATEMENT
-from ninlab.data import Dataset
-from ninlab.errors import NinlabError
-from ninlab.files import write_text
-from ninlab.runs import BEST, CURVES, Evaluation, Run, evaluate_run
-from ninlab.train import PANELS, curve_figure, precision_recall_f1, smoothed_loss_floor
-from ninlab.train.metrics import row_shares
-from ninlab.version import __version__
-from ninlab.viz.cam import (
+from ninlab.analysis.cam import (
     BOX_MOST,
     CAM,
     box_share,
     boxes_shown,
     cam_method,
-    cam_panels,
     class_activation_maps,
     peak_on_background,
     smallest_box_share,
 )
-from ninlab.viz.images import display_image
+from ninlab.claims.sparsity import STATEMENT, SparsityReport, run_sparsity
+from ninlab.data import Dataset
+from ninlab.errors import NinlabError
+from ninlab.files import write_text
+from ninlab.runs import BEST, CURVES, Evaluation, Run, evaluate_run
+from ninlab.runs.inputs import display_image
+from ninlab.train import PANELS, curve_figure, precision_recall_f1, smoothed_loss_floor
+from ninlab.train.metrics import row_shares
+from ninlab.version import __version__
+from ninlab.viz.cam import cam_panels
 from ninlab.viz.page import esc, image, matrix, page, picture, table, thumbnail
-from ninlab.viz.sparsity import SparsityReport, dead_figure, run_sparsity, zeros_figure
+from ninlab.viz.sparsity import dead_figure, zeros_figure
 
 SECTIONS = {
     "facts": "Run facts",

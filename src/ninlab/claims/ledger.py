@@ -1,7 +1,7 @@
 """The ledger: every statement of docs/claims.md, checked. Claims 1-20 (arithmetic and shapes)
-run real modules (`ninlab.analysis.shape_claims`); claims 21-25 (training) take their numbers
+run real modules (`ninlab.claims.shapes`); claims 21-25 (training) take their numbers
 from the run directories given, through `ninlab.runs`, and reuse the sparsity counting of
-`ninlab.analysis.sparsity` and the scenes of `ninlab.viz.locate` (claim 25: class maps of test
+`ninlab.analysis.relu_zeros` and the scenes of `ninlab.viz.locate` (claim 25: class maps of test
 items placed in larger scenes): nothing here is typed in but the statements and the classic
 run's published curve.
 """
@@ -18,11 +18,13 @@ from pathlib import Path
 
 import torch
 
-from ninlab.analysis.shape_claims import shape_claims
-from ninlab.analysis.sparsity import STATEMENT, relu_channel_sparsity, sparser_with_depth
-from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS, NEEDS_RUN, NOT_COMPARABLE, Claim
+from ninlab.analysis.relu_zeros import relu_channel_sparsity
+from ninlab.claims.shapes import shape_claims
+from ninlab.claims.sparsity import STATEMENT, sparser_with_depth
+from ninlab.claims.verdicts import DIFFERS, FAILS, HOLDS, NEEDS_RUN, NOT_COMPARABLE, Claim
 from ninlab.data import Dataset
-from ninlab.data.datasets import FASHION_CLASSES
+from ninlab.data.catalog import FASHION_CLASSES
+from ninlab.locate import strongest_unit_hits
 from ninlab.runs import WEIGHTS, load_run, read_config, read_metrics
 from ninlab.train import (
     Callback,
@@ -34,7 +36,6 @@ from ninlab.train import (
     prepare_config,
     resolve,
 )
-from ninlab.viz.locate import strongest_unit_hits
 
 SEED_CURVE = (33.98, 59.43, 65.87, 67.74, 69.70, 73.27, 79.59, 84.71, 85.51, 85.74)  # claim 21
 SEED_TOLERANCE = 1.0  # percentage points within which a re-run "holds" for claim 21
@@ -142,8 +143,8 @@ def _seed_projection() -> str:
         f"projected here: {hours:.1f} h of training for {epochs} epochs of "
         f"{SEED_TRAIN_IMAGES:,} images ({speed:.1f} images/s, the fastest of {TIMED_STEPS} timed "
         f"steps of {cfg.model} at {cfg.input_size} px, batch {cfg.batch_size}, {cfg.precision}, "
-        f"{torch.get_num_threads()} CPU threads; evaluations extra); on a CUDA GPU "
-        "`python bench/gpu.py` runs it"
+        f"{torch.get_num_threads()} CPU threads; evaluations extra); a CUDA GPU runs the same "
+        "command with --device cuda"
     )
 
 
@@ -278,7 +279,8 @@ def claim_22(runs: list[RunRecord]) -> Claim:
             stmt,
             stated,
             "needs complete runs of twins with one and two 1x1 convs per block (nin_fast and "
-            "nin_fast2) in one setting, 2+ seeds each: `python bench/claims_runs.py`",
+            "nin_fast2) in one setting, 2+ seeds each: `ninlab train --model nin_fast --seed 0`, "
+            "the same with --model nin_fast2, and both again with --seed 1",
             NEEDS_RUN,
         )
     finals = [[r.accs[-1] for r in rs] for rs in (t.runs_one, t.runs_two)]
@@ -318,8 +320,9 @@ def claim_23(runs: list[RunRecord]) -> Claim:
     if t is None and (other := _twins(runs, TWINS_23)) is not None:
         computed = (
             f"twins {other.one} and {other.two} only on {other.setting()}: not comparable, the "
-            "statement is about all of Fashion-MNIST (every training and test image); `python "
-            "bench/claims_runs.py` trains comparable twins"
+            "statement is about all of Fashion-MNIST (every training and test image); "
+            "`ninlab train --model nin_fast --seed 0` and the same with --model fast_fc, without "
+            "--limit-train or --limit-test, and both again with --seed 1, train comparable twins"
         )
         return Claim(23, stmt, stated, computed, NOT_COMPARABLE, other.paths())
     if t is None:
@@ -328,7 +331,8 @@ def claim_23(runs: list[RunRecord]) -> Claim:
             stmt,
             stated,
             "needs complete runs of twins with a GAP and an FC head (nin_fast and fast_fc) on "
-            "all of fashion-mnist in one setting, 2+ seeds each: `python bench/claims_runs.py`",
+            "all of fashion-mnist in one setting, 2+ seeds each: `ninlab train --model nin_fast "
+            "--seed 0`, the same with --model fast_fc, and both again with --seed 1",
             NEEDS_RUN,
         )
     finals = [[r.accs[-1] for r in rs] for rs in (t.runs_one, t.runs_two)]

@@ -14,10 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS
 from ninlab.progress import bar as progress_bar
-
-STATEMENT = "in a trained CNN, feature maps get sparser (more exact zeros after ReLU) with depth"
 
 
 @dataclass
@@ -96,14 +93,6 @@ def relu_channel_sparsity(
         for h in hooks:
             h.remove()
     return [LayerSparsity(k, counts[k].tolist(), per_channel[k]) for k in counts]
-
-
-def sparser_with_depth(fractions: list[float]) -> str:
-    """Statement 24's verdict (STATEMENT) on zero fractions in depth order (`ninlab claims`, `ninlab
-    sparsity`): holds if they never decrease, differs if only the last exceeds the first, else
-    does not hold."""
-    monotone = all(b >= a for a, b in zip(fractions, fractions[1:], strict=False))
-    return HOLDS if monotone else DIFFERS if fractions[-1] > fractions[0] else FAILS
 
 
 def relu_sparsity(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ninlab.text import WIDTH, wrap
+from ninlab.terminal import WIDTH, wrap
 
 HOLDS, FAILS, DIFFERS, NEEDS_RUN = "holds", "does not hold", "differs", "needs a run"
 NOT_COMPARABLE = "not comparable"

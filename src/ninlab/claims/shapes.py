@@ -1,5 +1,5 @@
 """Claims 1-20 of the ledger: arithmetic, parameter counts and architecture, each checked by
-running real modules every time (the verdict words are in `ninlab.analysis.verdicts`; claims
+running real modules every time (the verdict words are in `ninlab.claims.verdicts`; claims
 21-25, about training, read run directories in `ninlab.claims`)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from torch import nn
 
 from ninlab.analysis import compare as cmp
 from ninlab.analysis.summary import summary, working_sizes
-from ninlab.analysis.verdicts import DIFFERS, FAILS, HOLDS, Claim
+from ninlab.claims.verdicts import DIFFERS, FAILS, HOLDS, Claim
 from ninlab.models import NiNBlock, create_model
 from ninlab.models.layers import conv1x1
 

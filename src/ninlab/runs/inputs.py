@@ -21,7 +21,7 @@ from ninlab.data import Dataset, load_dataset, resize
 from ninlab.data.images import Look, Preparation, look_from_mean, measure_look, read_file
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write
-from ninlab.runs import Run
+from ninlab.runs.run import Run
 
 SHOW_SIDE = 256  # least side in pixels of the picture `save_input` writes
 

@@ -1,0 +1,304 @@
+"""Class activation maps, and the box of input pixels behind the strongest evidence.
+
+Three kinds of map, by the model's head:
+  NiN ("class map")  the last block's output for the class, `model.class_maps(x)`: no gradients.
+                     GAP averages these maps into the logits, so mean(map) = logit. When the class
+                     conv is linear (nin_fast: conv + BN, no ReLU) the map is the class conv's own
+                     evidence, negative parts included. The classic NiN (nin_seed, nin_d2l,
+                     nin_cifar) has a ReLU after the class conv: its map is clipped at 0, and the
+                     class conv's own map (before that ReLU) averages to something else.
+  GAP + Linear ("CAM", Zhou et al. 2016, arXiv:1512.04150)
+                     M_c(i, j) = sum_k w_ck f_k(i, j) + b_c over the last feature maps f_k, so
+                     mean(M_c) = logit (the bias is kept so that this is exact).
+  otherwise ("Grad-CAM", Selvaraju et al. 2017, arXiv:1610.02391) on the last stage:
+                     M_c = ReLU(sum_k a_ck f_k), a_ck = mean over (i, j) of d logit_c / d f_k(i, j).
+                     Its mean is not the logit.
+The strongest unit (i, j) of the map is projected back to the input with the receptive field of
+the map's layer (`ninlab.analysis.receptive_field`): it sees rows start + i jump ... + size - 1
+(and columns likewise), clipped to the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ninlab.analysis.fields import Field
+from ninlab.analysis.summary import receptive_field
+from ninlab.errors import NinlabError
+from ninlab.models import GlobalAvgPool, NiN
+
+EXACT_TOL = 1e-5  # |mean(map) - logit| <= EXACT_TOL * max(1, |logit|) counts as equal (float32)
+
+
+@dataclass
+class CAM:
+    """The class activation map of one image for one class, and where its maximum lies."""
+
+    method: str  # "class map" (NiN), "CAM" (GAP + Linear head) or "Grad-CAM"
+    layer: str  # the module whose output units the map's cells are
+    class_index: int
+    map: torch.Tensor  # h x w: evidence for the class at each unit of `layer`
+    logit: float  # the model's logit for the class (one plain forward, no test-time flip)
+    prob: float  # softmax probability of the class in that forward
+    predicted: int  # the arg-max class of that forward
+    field: Field  # receptive field of `layer`'s units, in input pixels
+    input_size: tuple[int, int]  # (H, W) of the model input
+    relu_after: bool = False  # NiN: a ReLU follows the class conv, so the map is clipped at 0
+    linear_mean: float | None = None  # NiN with that ReLU: mean of the class conv's own map
+
+    @property
+    def map_mean(self) -> float:
+        return self.map.double().mean().item()
+
+    @property
+    def exact(self) -> bool | None:
+        """Whether mean(map) equals the logit (None for Grad-CAM, whose mean is not a logit)."""
+        if self.method == "Grad-CAM":
+            return None
+        return abs(self.map_mean - self.logit) <= EXACT_TOL * max(1.0, abs(self.logit))
+
+    @property
+    def cell(self) -> tuple[int, int]:
+        """(i, j) of the map's maximum (the first in row-major order on a tie)."""
+        i, j = divmod(int(self.map.flatten().argmax()), self.map.shape[1])
+        return i, j
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """Input pixels that the strongest unit sees, clipped to the image: (top, left, bottom,
+        right), bottom and right exclusive."""
+        top, left, bottom, right = self.field.box(*self.cell)
+        h, w = self.input_size
+        return max(top, 0), max(left, 0), min(bottom, h), min(right, w)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Centre (row, column) of the strongest unit's field, in input pixels."""
+        return self.field.center(*self.cell)
+
+    def lines(self, classes: list[str]) -> list[str]:
+        """What `ninlab cam` prints: the numbers behind the picture."""
+        name = classes[self.class_index]
+        i, j = self.cell
+        top, left, bottom, right = self.box
+        f = self.field
+        out = [
+            f"predicted {classes[self.predicted]}; map of {name}: probability "
+            f"{100 * self.prob:.2f}%, logit {self.logit:.4g}",
+            f"{self.method} of {self.layer}, {self.map.shape[0]}x{self.map.shape[1]}: "
+            f"mean {self.map_mean:.4g}",
+        ]
+        if self.exact is None:
+            out.append("  Grad-CAM weighs channels by gradients; its mean is not the logit")
+        else:
+            diff = abs(self.map_mean - self.logit)
+            out.append(f"  mean = logit: {'yes' if self.exact else 'no'} (|difference| {diff:.2e})")
+        if self.relu_after:
+            same = abs(self.linear_mean - self.logit) <= EXACT_TOL * max(1.0, abs(self.logit))
+            why = "it has no negative cell, so it equals the logit" if same else "not the logit"
+            out += [
+                "  a ReLU follows the class conv (classic NiN): this map is taken after it, so",
+                "  it is >= 0 and negative evidence is cut off; the class conv's own map (before",
+                f"  the ReLU) averages to {self.linear_mean:.4g}: {why}",
+            ]
+        elif self.method == "class map":
+            out.append("  no ReLU after the class conv: the map is its linear evidence, exactly")
+        out.append(
+            f"strongest unit ({i}, {j}) = {float(self.map[i, j]):.4g}; its field: size "
+            f"{f.text('size')}, jump {f.text('jump')}, start {f.text('start')} px"
+        )
+        out.append(
+            f"box in input pixels: rows {top}-{bottom - 1}, columns {left}-{right - 1} of "
+            f"{self.input_size[0]}x{self.input_size[1]}"
+        )
+        out.append(
+            f"  (the field clipped to the image); centre ({self.center[0]:.1f}, "
+            f"{self.center[1]:.1f})"
+        )
+        return out
+
+
+def _last_leaf(model: nn.Module, name: str) -> str:
+    """The last module without children under `name` (the summary's row for its output)."""
+    leaves = [
+        f"{name}.{n}" if n else name
+        for n, m in model.get_submodule(name).named_modules()
+        if next(m.children(), None) is None
+    ]
+    return leaves[-1]
+
+
+def _gap_linear(model: nn.Module) -> nn.Linear | None:
+    """The Linear layer of a head that is global average pooling then one Linear, else None."""
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Sequential):
+        return None
+    skip = (nn.Dropout, nn.Identity, nn.Flatten)
+    layers = [m for m in head if not isinstance(m, skip)]
+    pool = (GlobalAvgPool, nn.AdaptiveAvgPool2d)
+    if len(layers) == 2 and isinstance(layers[0], pool) and isinstance(layers[1], nn.Linear):
+        if isinstance(layers[0], nn.AdaptiveAvgPool2d) and layers[0].output_size not in (1, (1, 1)):
+            return None
+        return layers[1]
+    return None
+
+
+def cam_method(model: nn.Module) -> tuple[str, str]:
+    """(method, layer) that `class_activation_maps` uses for this model."""
+    if isinstance(model, NiN):
+        return "class map", _last_leaf(model, "head.maps.block")
+    if _gap_linear(model) is not None:
+        return "CAM", _last_leaf(model, "features")
+    stages = getattr(model, "stage_names", None)
+    if not stages:
+        raise NinlabError(f"{type(model).__name__} has no stage_names to take a Grad-CAM from.")
+    return "Grad-CAM", _last_leaf(model, stages[-1])
+
+
+def class_activation_maps(
+    model: nn.Module, x: torch.Tensor, classes: int | list[int] | None = None
+) -> list[CAM]:
+    """One CAM per image of x (N, C, H, W, preprocessed) for the given class(es); None: the
+    predicted class of each image."""
+    method, layer = cam_method(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(x)  # N x classes: the forward the maps are checked against
+        n = len(x)
+        pred = logits.argmax(1)
+        if classes is None:
+            cls = pred
+        else:
+            cls = torch.as_tensor([classes] * n if isinstance(classes, int) else classes)
+            if len(cls) != n or not ((cls >= 0) & (cls < logits.shape[1])).all():
+                raise NinlabError(
+                    f"classes {cls.tolist()} do not fit {n} image(s) of a model with "
+                    f"{logits.shape[1]} classes (0..{logits.shape[1] - 1})."
+                )
+        rows = torch.arange(n)
+        relu_after = False
+        linear = None
+        if method == "class map":
+            maps, relu_after, linear = _nin_maps(model, x, cls)
+        elif method == "CAM":
+            maps = _cam_maps(model, x, cls)
+        else:
+            maps = _grad_cam_maps(model, x, cls, layer)
+    finally:
+        model.train(was_training)
+    field = receptive_field(model, layer, tuple(x.shape[1:]))
+    probs = torch.softmax(logits.double(), 1)
+    return [
+        CAM(
+            method=method,
+            layer=layer,
+            class_index=int(cls[k]),
+            map=maps[k],
+            logit=float(logits[k, cls[k]]),
+            prob=float(probs[k, cls[k]]),
+            predicted=int(pred[k]),
+            field=field,
+            input_size=tuple(x.shape[2:]),
+            relu_after=relu_after,
+            linear_mean=None if linear is None else float(linear[k]),
+        )
+        for k in rows.tolist()
+    ]
+
+
+def class_activation_map(model: nn.Module, x: torch.Tensor, class_index: int | None = None) -> CAM:
+    """The CAM of one image x (1, C, H, W) for class_index (default: the predicted class)."""
+    return class_activation_maps(model, x, class_index)[0]
+
+
+@torch.no_grad()
+def _nin_maps(model: NiN, x: torch.Tensor, cls: torch.Tensor):
+    """N x h x w class maps; whether a ReLU follows the class conv; the pre-ReLU map means."""
+    last = model.head.maps.block[-1]
+    relu_after = isinstance(last, nn.ReLU)
+    before = {}
+    hook = last.register_forward_hook(lambda m, i, o: before.__setitem__("z", i[0].detach()))
+    try:
+        maps = model.class_maps(x)  # N x classes x h x w
+    finally:
+        hook.remove()
+    rows = torch.arange(len(x))
+    linear = before["z"][rows, cls].double().mean(dim=(1, 2)) if relu_after else None
+    return maps[rows, cls], relu_after, linear
+
+
+@torch.no_grad()
+def _cam_maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+    fc = _gap_linear(model)
+    f = model.forward_features(x)  # N x K x h x w
+    w = fc.weight[cls]  # N x K
+    b = fc.bias[cls] if fc.bias is not None else torch.zeros(len(x))
+    return torch.einsum("nk,nkhw->nhw", w, f) + b[:, None, None]
+
+
+def _grad_cam_maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str):
+    acts = {}
+    hook = model.get_submodule(layer).register_forward_hook(
+        lambda m, i, o: acts.__setitem__("f", o)
+    )
+    try:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)  # a graph even when the weights are frozen
+            logits = model(x)
+            score = logits[torch.arange(len(x)), cls].sum()  # images do not mix in eval mode
+            (grad,) = torch.autograd.grad(score, acts["f"])
+    finally:
+        hook.remove()
+    f = acts["f"].detach()  # N x K x h x w
+    alpha = grad.mean(dim=(2, 3), keepdim=True)  # N x K x 1 x 1
+    return F.relu((alpha * f).sum(1))  # N x h x w
+
+
+BOX_MOST = 0.6  # a box over more than this share of the image says nothing about where: left out
+
+
+def box_share(cam: CAM) -> float:
+    """The share of the input's pixels inside the strongest unit's (clipped) box."""
+    top, left, bottom, right = cam.box
+    h, w = cam.input_size
+    return (bottom - top) * (right - left) / (h * w)
+
+
+def smallest_box_share(cam: CAM) -> float:
+    """The least share of the image any unit's (clipped) box of this map covers: above
+    BOX_MOST, no box of this model at this input size is ever drawn."""
+    h, w = cam.input_size
+    shares = []
+    for i in range(cam.map.shape[0]):
+        for j in range(cam.map.shape[1]):
+            top, left, bottom, right = cam.field.box(i, j)
+            rows = min(bottom, h) - max(top, 0)
+            cols = min(right, w) - max(left, 0)
+            shares.append(max(rows, 0) * max(cols, 0) / (h * w))
+    return min(shares)
+
+
+def peak_on_background(display, cam: CAM, tol: float = 0.05) -> bool:
+    """Whether the map's maximum lies on background: every input pixel within half a jump of the
+    strongest unit's field centre is within `tol` of the image border's median value."""
+    x = torch.as_tensor(display, dtype=torch.float32)
+    x = x if x.dim() == 2 else x.mean(-1)  # H x W
+    border = torch.cat([x[0], x[-1], x[:, 0], x[:, -1]]).median()
+    (r, c), (jr, jc) = cam.center, cam.field.jump
+    h, w = x.shape
+    rows = slice(max(int(r - jr / 2 + 0.5), 0), min(int(r + jr / 2 + 0.5), h - 1) + 1)
+    cols = slice(max(int(c - jc / 2 + 0.5), 0), min(int(c + jc / 2 + 0.5), w - 1) + 1)
+    patch = x[rows, cols]
+    return patch.numel() > 0 and bool(((patch - border).abs() <= tol).all())
+
+
+def boxes_shown(cams: list[CAM]) -> bool:
+    """Whether a picture of these maps draws their boxes: only when none covers more than
+    BOX_MOST of the image."""
+    return all(box_share(c) <= BOX_MOST for c in cams)
