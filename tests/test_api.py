@@ -127,6 +127,7 @@ def test_the_config_of_a_run_from_before_the_split_reads_back_as_written():
     assert (cfg.model, cfg.device, cfg.limit_train, cfg.in_chans) == ("vgg_gap", "auto", 512, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list_models())
 def test_a_model_says_which_input_sizes_it_takes(name):
     model = ninlab.create_model(name).train()

@@ -193,6 +193,7 @@ def pixel_path(argv: list[str]) -> list[str]:
     return path
 
 
+@pytest.mark.slow
 def test_the_pixels_of_predict_go_back_up_the_layers_at_most_twice(tmp_path, capsys):
     """`ninlab predict RUN photo.png`: the picture goes down from the verb to be decoded, up to
     the run that prepares it, and down again to the model; at most two steps up the layers."""
@@ -204,3 +205,11 @@ def test_the_pixels_of_predict_go_back_up_the_layers_at_most_twice(tmp_path, cap
     assert "ninlab.data.images" in path and path[-1].startswith("ninlab.models")
     ups = [(a, b) for a, b in pairwise(path) if layer(b) > layer(a)]
     assert len(ups) <= 2, f"{len(ups)} steps up: {' -> '.join(path)}"
+
+
+def test_the_tests_mirror_the_packages():
+    """tests/PACKAGE/ for every package of ninlab, and no test folder that is not one."""
+    tests = Path(__file__).resolve().parent
+    packages = {p.parent.name for p in (SRC / "ninlab").glob("*/__init__.py")}
+    folders = {p.parent.name for p in tests.glob("*/__init__.py")}
+    assert folders == packages

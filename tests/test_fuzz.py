@@ -401,6 +401,7 @@ def test_raw_tiff_claiming_rows_it_does_not_hold(tmp_path):
     assert time.perf_counter() - t0 < 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt, side", [("png", 6000), ("webp", 5000)])
 def test_large_blank_image_is_no_bomb(tmp_path, fmt, side):
     """Blank images over BOMB_FLOOR pixels: the PNG holds about 1,000 pixels per byte, the

@@ -4,8 +4,9 @@ of its opening fence (`docs/library.md:12`). A block that trains keeps itself sh
 options (`epochs=1, limit_train=...`), so the reader's copy is quick too. The data is Fashion-MNIST
 where it is installed (/usr/share/datasets/fashion-mnist, as CI does), else a tiny random set in
 its layout through NINLAB_DATA. A block whose first line is `# needs: ...` reads files that a
-longer setting-up makes (an ONNX export, PNG files): that line names the test that runs it, e.g.
-"(tests/test_export_use.py runs it)", and here it is only checked that this test names the page.
+longer setting-up makes (an ONNX export, PNG files): that line names the test that runs it,
+e.g. "(tests/runs/test_export_use.py runs it)", and here it is only checked that this test names
+the page.
 ```bash and ```text blocks are not run. Every relative link of these pages and of CHANGELOG.md,
 `](path)`, names a file of the repository."""
 
@@ -46,7 +47,7 @@ def _name(page: Path) -> str:
 
 BLOCKS = [(f"{_name(p)}:{n}", code) for p in PAGES for n, code in python_blocks(p.read_text())]
 # a block that needs files another test makes says so on its first line, "# needs: ...
-# (tests/test_X.py runs it)": that test runs it, and this one checks that it does
+# (tests/PACKAGE/test_X.py runs it)": that test runs it, and this one checks that it does
 RUN_ELSEWHERE = [(where, code) for where, code in BLOCKS if code.startswith("# needs:")]
 BLOCKS = [(where, code) for where, code in BLOCKS if not code.startswith("# needs:")]
 LINKS = sorted({(_name(p), target) for p in PAGES for target in local_links(p.read_text())})
@@ -74,7 +75,7 @@ def test_a_link_names_a_file_of_the_repository(page, target):
 
 @pytest.mark.parametrize("where, code", RUN_ELSEWHERE, ids=[w for w, _ in RUN_ELSEWHERE])
 def test_a_block_run_elsewhere_is_run_there(where, code):
-    runner = re.search(r"(tests/test_\w+\.py) runs it", code.splitlines()[0])
+    runner = re.search(r"(tests/(?:\w+/)?test_\w+\.py) runs it", code.splitlines()[0])
     assert runner, f"{where}: say which test runs this block"
     page = where.rsplit(":", 1)[0]
     assert page in (ROOT / runner.group(1)).read_text()  # it reads the block from that page
@@ -86,6 +87,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where, code", BLOCKS, ids=[w for w, _ in BLOCKS])
 def test_documented_block_runs(where, code, tmp_path, monkeypatch):
     if not all((FASHION / f).is_file() for f in ("train-images-idx3-ubyte.gz",
