@@ -1,12 +1,29 @@
+import gzip
 import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from ninlab.data import write_idx
+
+def write_idx(path, tensor: torch.Tensor, compress: bool | None = None) -> Path:
+    """Write a uint8 tensor as an IDX file (gzip when the name ends in .gz), as the data sets
+    ship them: a 4-byte magic (0, 0, 8 for uint8, the number of dimensions), each dimension as a
+    big-endian 32-bit count, then the bytes."""
+    path = Path(path)
+    array = tensor.numpy().astype(np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    data = header + array.tobytes()
+    if compress if compress is not None else path.suffix == ".gz":
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    return path
 
 
 @pytest.hookimpl(hookwrapper=True)

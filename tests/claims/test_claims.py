@@ -22,12 +22,11 @@ from ninlab.claims.verdicts import (
     claims_table,
 )
 from ninlab.cli import main
-from ninlab.data import write_idx
 from ninlab.data.catalog import FASHION_CLASSES
 from ninlab.runs import save_weights
 from ninlab.train import TrainConfig, resolve
 
-from ..conftest import make_idx_dataset, make_run_dir
+from ..conftest import make_idx_dataset, make_run_dir, write_idx
 
 CLAIMS_MD = Path(__file__).resolve().parents[2] / "docs" / "claims.md"
 

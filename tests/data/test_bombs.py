@@ -20,13 +20,13 @@ import pytest
 import torch
 
 from ninlab.data import catalog as datasets
-from ninlab.data import inflate, read_idx, write_idx
+from ninlab.data import inflate, read_idx
 from ninlab.data.catalog import DATASETS, MAX_MEMBERS, OTHER_MEMBER, TAR_HEADERS, _extract
 from ninlab.data.images import read_image
 from ninlab.data.inflate import CHUNK, Limit, read_bytes
 from ninlab.errors import NinlabError
 
-from ..conftest import make_idx_dataset
+from ..conftest import make_idx_dataset, write_idx
 
 ULIMIT_KB = 1_000_000
 GIB = 2**30

@@ -16,11 +16,10 @@ from ninlab.data import (
     read_idx,
     resize,
     to_float,
-    write_idx,
 )
 from ninlab.errors import NinlabError
 
-from ..conftest import make_idx_dataset
+from ..conftest import make_idx_dataset, write_idx
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

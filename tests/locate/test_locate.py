@@ -9,12 +9,11 @@ import torch
 from PIL import Image
 
 from ninlab.cli import main
-from ninlab.data import write_idx
 from ninlab.locate.locator import _largest_region_box, locate
 from ninlab.locate.scenes import iou, make_scene, object_box
 from ninlab.runs import load_run
 
-from ..conftest import make_run_dir
+from ..conftest import make_run_dir, write_idx
 
 
 @pytest.mark.slow

@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 from ninlab.cli import main
-from ninlab.data import write_idx
 from ninlab.data.images import (
     Look,
     Preparation,
@@ -28,7 +27,7 @@ from ninlab.runs import load_run, save_weights
 from ninlab.runs.inputs import pick_images, training_look
 from ninlab.train import TrainConfig
 
-from ..conftest import make_run_dir
+from ..conftest import make_run_dir, write_idx
 
 SHAPES = 4  # classes 0-3 of the ten: a tall bar, a wide bar, a plus sign, a disc
 

@@ -4,7 +4,7 @@ batched transforms and a seeded loader."""
 from ninlab.data.catalog import DATASETS, DatasetSpec, dataset_label, get_spec, load_dataset
 from ninlab.data.dataset import Dataset
 from ninlab.data.folders import FolderOptions, load_folder
-from ninlab.data.idx import parse_idx, read_idx, write_idx
+from ninlab.data.idx import parse_idx, read_idx
 from ninlab.data.loader import BatchLoader, epoch_generator
 from ninlab.data.transforms import (
     channel_stats,
@@ -36,5 +36,4 @@ __all__ = [
     "resize",
     "to_channels",
     "to_float",
-    "write_idx",
 ]

@@ -8,7 +8,6 @@ The header thus promises the file's exact length: a .gz file is inflated no furt
 
 from __future__ import annotations
 
-import gzip
 import math
 from pathlib import Path
 
@@ -97,17 +96,3 @@ def read_idx(path: str | Path, limit: Limit | None = None) -> torch.Tensor:
     """Read an IDX file (.gz or raw) into a tensor of its dtype and shape, inflating no more than
     its header promises, which must be within `limit` (default: half of the memory available)."""
     return parse_idx(read_bytes(path, limit, lambda head: promised(head, str(path))), str(path))
-
-
-def write_idx(path: str | Path, tensor: torch.Tensor, compress: bool | None = None) -> Path:
-    """Write a uint8 tensor as an IDX file (gzip when the name ends in .gz): for tests and tools."""
-    path = Path(path)
-    array = tensor.numpy().astype(np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape
-    )
-    data = header + array.tobytes()
-    if compress if compress is not None else path.suffix == ".gz":
-        data = gzip.compress(data)
-    path.write_bytes(data)
-    return path
