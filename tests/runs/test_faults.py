@@ -21,17 +21,8 @@ from ninlab.lock import LOCK, DirLock, Locked
 from ninlab.runs import check_run, load_run, read_metrics, resume_run, train_run
 from ninlab.train import resolve
 
-from ..conftest import make_idx_dataset
-
 sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 import faults as bench  # noqa: E402  (bench/faults.py)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_idx_dataset(root / "fashion-mnist", n_train=300, n_test=100)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -34,17 +34,10 @@ from ninlab.runs import (
 )
 from ninlab.train import Callback, Interrupted, resolve
 
-from ..conftest import make_idx_dataset, make_run_dir
+from ..conftest import make_run_dir
 
 TRAIN = ["--epochs", "2", "--limit-train", "300", "--batch-size", "50", "--threads", "1",
          "--no-progress"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_idx_dataset(root / "fashion-mnist", n_train=300, n_test=100)
-    return root
 
 
 @pytest.fixture(scope="module")

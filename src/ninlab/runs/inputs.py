@@ -1,5 +1,5 @@
-"""What every picture needs: the image to explain (a test-set index or a file), a class given by
-name, and the image as the model sees it.
+"""What a run looks at: a test item or an image file prepared for the run's model (predict, cam,
+features, locate), a class given by name, and the image as the model sees it.
 
 A test-set image is used as it is. An image file is made like the run's training images
 (ninlab.data.images.read_file): the run's channels and input size, made square as its folder
