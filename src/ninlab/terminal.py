@@ -100,6 +100,13 @@ def _wrap_cell(row: tuple, column: int, room: int) -> list[tuple]:
     ]
 
 
+def first_of(items, most: int) -> str:
+    """The first `most` items, comma-separated, and how many there are in all when that is more:
+    "a, b, ... (7 in all)"."""
+    shown = ", ".join(map(str, items[:most]))
+    return shown if len(items) <= most else f"{shown}, ... ({len(items)} in all)"
+
+
 def wrapping(log: Callable[[str], None] | None) -> Callable[[str], None] | None:
     """A log function that wraps each line of a message at WIDTH, continuations indented by 2
     (None stays None: no log)."""

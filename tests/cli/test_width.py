@@ -18,7 +18,7 @@ from PIL import Image
 
 from ninlab.claims import ledger as claims
 from ninlab.cli import main
-from ninlab.terminal import WIDTH, table, wrap
+from ninlab.terminal import WIDTH, first_of, table, wrap
 from ninlab.train import resolve
 
 from ..conftest import make_idx_dataset, make_run_dir
@@ -141,3 +141,8 @@ def test_a_table_too_wide_splits_its_headers_and_wraps_one_column():
         "short        10      3.0",
     ]
     assert wrap("see /a/very-long/path.txt", 10, indent="  ") == ["see", "  /a/very-long/path.txt"]
+
+
+def test_first_of_names_a_few_and_counts_the_rest():
+    assert first_of(["a", "b"], 5) == "a, b"
+    assert first_of([3, 1, 4, 1, 5, 9, 2], 3) == "3, 1, 4, ... (7 in all)"

@@ -14,7 +14,7 @@ from torch import nn
 from ninlab.analysis.relu_zeros import LayerSparsity, relu_channel_sparsity
 from ninlab.claims.verdicts import DIFFERS, FAILS, HOLDS
 from ninlab.runs import Run
-from ninlab.terminal import WIDTH, wrap
+from ninlab.terminal import WIDTH, first_of, wrap
 from ninlab.train import TrainConfig, build_model
 
 STATEMENT = "in a trained CNN, feature maps get sparser (more exact zeros after ReLU) with depth"
@@ -81,7 +81,7 @@ def dead_words(layers: list[LayerSparsity]) -> str:
     if not n:
         return f"no dead channel among {total:,}"
     where = "; ".join(
-        f"{t.name}: channel{'s' if len(t.dead) > 1 else ''} {_indices(t.dead)}" for t in dead
+        f"{t.name}: channel{'s' if len(t.dead) > 1 else ''} {first_of(t.dead, 16)}" for t in dead
     )
     return f"{n} dead channel{'s' if n > 1 else ''} of {total:,} ({where})"
 
@@ -168,11 +168,6 @@ class SparsityReport:
         for text in (over, f"trained: {self.dead_words()}", self.words(), claim):
             lines += wrap(text, width, indent="  ")
         return "\n".join(lines)
-
-
-def _indices(values: list[int], most: int = 16) -> str:
-    shown = ", ".join(map(str, values[:most]))
-    return shown if len(values) <= most else f"{shown}, ... ({len(values)} in all)"
 
 
 def run_sparsity(

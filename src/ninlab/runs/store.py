@@ -33,6 +33,7 @@ from torch import nn
 from ninlab.checksum import check_checkpoint, check_weights, read_safetensors, save_sealed
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write, leftovers, make_dir, write_text
+from ninlab.terminal import first_of
 from ninlab.train import TrainConfig
 
 CONFIG = "config.json"
@@ -212,17 +213,12 @@ def load_state(model: nn.Module, meta: dict, state: dict, path: Path, model_name
             kinds = [f"{k} {state[k].dtype} vs {own[k].dtype}" for k in kind[:5]]
             parts.append("dtypes differ for " + ", ".join(kinds))
         if missing:
-            parts.append(f"missing {_some(missing)}")
+            parts.append(f"missing {first_of(missing, 5)}")
         if unexpected:
-            parts.append(f"unexpected {_some(unexpected)}")
+            parts.append(f"unexpected {first_of(unexpected, 5)}")
         saved = f" (saved from {saved_name})" if saved_name else ""
         raise NinlabError(f"{path}{saved} does not fit model {model_name}: {'; '.join(parts)}.")
     model.load_state_dict(state)
-
-
-def _some(names: list[str], most: int = 5) -> str:
-    shown = ", ".join(names[:most])
-    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all)"
 
 
 def read_checkpoint(run_dir: Path) -> dict:
