@@ -37,7 +37,10 @@ LAYERS = [
     ("cli", ("ninlab.cli",)),
     ("top", ("ninlab", "ninlab.__main__")),
 ]  # fmt: skip
-LAZY_IMPORTS = {("ninlab.convert.export", "onnxruntime")}  # optional: ninlab[onnx]
+LAZY_IMPORTS = {
+    ("ninlab.convert.export", "onnxruntime"),  # optional: ninlab[onnx]
+    ("ninlab.data.backdrop", "scipy"),  # 0.4 s after torch; only photos and scenes need it
+}
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "checkpoint.pt", "best.safetensors",
              "final.safetensors", "curves.png", "confusion.png")  # fmt: skip
 

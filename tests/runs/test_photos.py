@@ -130,7 +130,7 @@ def test_a_dark_on_light_padded_photo_gets_its_test_items_class(world, tmp_path,
     assert by_index[0].startswith(f"test image {index} (true: ")  # no line on preparation
     rc, out, err = ninlab(capsys, "predict", run, png, "--show", tmp_path / "in.png")
     assert rc == 0, err
-    assert out[0] == "that.png: 300x200 L -> 28x28 L, cut to its object, inverted (light border)"
+    assert out[0] == "that.png: 300x200 L -> 28x28 L, cut to its object, inverted (dark on light)"
     assert top_class(out) == top_class(by_index) == load_run(run).classes[int(labels[index])]
     assert out[-2] == f"wrote {tmp_path / 'in.png'}"
     assert out[-1] == "(probabilities of one forward pass, as ninlab eval makes them)"
@@ -148,7 +148,7 @@ def test_without_the_inversion_or_the_trim_it_is_another_class(world, tmp_path, 
     rc, out, err = ninlab(
         capsys, "predict", run, disc, "--trim", "no", "--show", tmp_path / "s.png"
     )
-    assert rc == 0 and out[0].endswith("28x28 L, padded to a square, inverted (light border)")
+    assert rc == 0 and out[0].endswith("28x28 L, padded to a square, inverted (dark on light)")
     assert top_class(out) != "Dress"  # the disc at 2/3 of the frame: a plus to this model
     x = shown(tmp_path / "s.png")  # the 300 px wide photo padded to 300x300: rows 4-22 hold it
     assert (x[:4] == 0).all() and (x[-4:] == 0).all() and x[14, 14] > 200
@@ -181,13 +181,13 @@ def test_a_light_on_dark_image_is_not_inverted_under_auto(world, tmp_path, capsy
     Image.fromarray(images[0].numpy(), "L").save(png)
     rc, out, err = ninlab(capsys, "predict", run, png, "--show", tmp_path / "in.png")
     assert rc == 0, err
-    assert out[0] == "item.png: 28x28 L -> 28x28 L, as is, not inverted (dark border)"
+    assert out[0] == "item.png: 28x28 L -> 28x28 L, as is, not inverted (light on dark)"
     assert torch.equal(shown(tmp_path / "in.png"), images[0])
     rc, by_index, err = ninlab(capsys, "predict", run, "--index", 0)
     assert out[1:4] == by_index[1:4]  # the same classes and probabilities
     wide = photo(255 - images[0], tmp_path / "wide.png", (60, 40), background=0)  # light on dark
     rc, out, err = ninlab(capsys, "predict", run, wide)
-    assert out[0] == "wide.png: 60x40 L -> 28x28 L, cut to its object, not inverted (dark border)"
+    assert out[0] == "wide.png: 60x40 L -> 28x28 L, cut to its object, not inverted (light on dark)"
     assert top_class(out) == top_class(by_index)
 
 
@@ -207,10 +207,21 @@ def test_show_writes_the_prepared_input_of_each_image(world, tmp_path, capsys):
     assert torch.equal(shown(tmp_path / "x-1.png"), images[1])  # a test image, unchanged
 
 
+def test_show_never_writes_one_file_for_two_images_of_one_stem(world, tmp_path, capsys):
+    run, images, _ = world
+    png = photo(images[3], tmp_path / "x.png")
+    jpg = tmp_path / "x.jpg"
+    Image.open(photo(images[0], tmp_path / "bar.png")).save(jpg, quality=95)
+    rc, out, err = ninlab(capsys, "predict", run, png, jpg, "--show", tmp_path / "s.png")
+    assert rc == 0, err
+    assert f"wrote {tmp_path / 's-x-png.png'}" in out and f"wrote {tmp_path / 's-x-jpg.png'}" in out
+    assert not torch.equal(shown(tmp_path / "s-x-png.png"), shown(tmp_path / "s-x-jpg.png"))
+
+
 def test_cam_and_features_prepare_files_the_same_way(world, tmp_path, capsys):
     run, images, _ = world
     png = photo(images[1], tmp_path / "wide.png")
-    want = "wide.png: 300x200 L -> 28x28 L, cut to its object, inverted (light border)"
+    want = "wide.png: 300x200 L -> 28x28 L, cut to its object, inverted (dark on light)"
     for verb in ("cam", "features"):
         argv = [verb, run, "--image", png, "--out", tmp_path, "--show", tmp_path / f"{verb}.png"]
         rc, out, err = ninlab(capsys, *argv)
@@ -225,7 +236,7 @@ def test_cam_and_features_prepare_files_the_same_way(world, tmp_path, capsys):
 
 def test_the_training_look_is_measured_or_guessed():
     items = torch.stack([shape(k % SHAPES) for k in range(20)])[:, None]
-    assert measure_look(items) == Look("dark", 1.0, "training images")
+    assert measure_look(items) == Look("dark", 1.0, "training images", 0.0, 255.0)
     assert measure_look(255 - items).background == "light"
     half = torch.cat([items[:10], 255 - items[10:]])  # half dark, half light: natural photos
     assert measure_look(half).background is None
@@ -249,13 +260,18 @@ def test_object_box_and_rgb_photos_on_a_light_background(tmp_path):
     assert object_box(x) == (3, 2, 9, 5)
     path = tmp_path / "shoe.png"
     Image.fromarray(x.permute(1, 2, 0).numpy(), "RGB").save(path)
-    light = Look("light", 1.0, "training images")  # a folder of product photos on white
+    # a folder of product photos on a backdrop of 240
+    light = Look("light", 1.0, "training images", 240.0, None)
     out, prep = read_file(path, "RGB", 6, invert="auto", trim="auto", look=light)
-    assert not prep.inverted and prep.why == "light border" and prep.box == (3, 2, 9, 5)
+    assert not prep.inverted and prep.why == "dark on light" and prep.box == (3, 2, 9, 5)
     assert out[:, 2, 1].tolist() == [120, 60, 20] and out[:, 0, 0].tolist() == [240, 240, 240]
+    # on white (255) instead, each channel keeps its difference from the backdrop
+    out, _ = read_file(path, "RGB", 6, invert="auto", trim="auto", look=Look("light", 1.0))
+    assert out[:, 2, 1].tolist() == [135, 75, 35] and out[:, 0, 0].tolist() == [255, 255, 255]
+    # on training items light on black: the backdrop goes to 0, the shoe (grey 73) to 240 - 73
     dark = Look("dark", 1.0, "training images")
-    out, prep = read_file(path, "L", 6, invert="auto", trim="no", look=dark)
-    assert prep.inverted and prep.fit == "pad" and out[0, 0, 0] == 255 - 240
+    out, prep = read_file(path, "L", 12, invert="auto", trim="no", look=dark)  # padded, not resized
+    assert prep.inverted and prep.fit == "pad" and out[0, 0, 0] == 0 and out.max() == 240 - 73
     # at its own size an image is never trimmed
     out, prep = read_file(path, "RGB", None, invert="yes", trim="yes", look=dark)
     assert prep.fit == "own size" and out.shape == (3, 10, 12) and prep.box is None

@@ -18,16 +18,24 @@ PngImagePlugin.MAX_TEXT_CHUNK (1 MiB each, 64 MiB in all); past it they are refu
 An image that is real but does not fit in the memory left (a `ulimit -v`) is refused, not a
 MemoryError.
 
-A photo shown to a trained model (`read_file`) may also be trimmed and inverted to look like the
-training images, as their `Look` measures it (`measure_look`):
-- trim: cut to its object (the pixels that differ from the border colour by more than
-  TRIM_TOLERANCE in some channel), then padded with the border colour to a square in which the
-  object's longer side takes the share of the side that it takes in the training images. The
-  makers of Fashion-MNIST trimmed each photo so (edges within 5% of the corner colour), then
-  resized its longer side to 28: an item there spans the whole frame, and one that spans 2/3 of
-  it, as a 200x200 item padded from a 300x200 photo does, is often another class;
-- invert: 255 - x, when the image's background (the brightness of its border colour) is on the
-  other side of mid-grey from the training images' background.
+A photo shown to a trained model (`read_file`) may also be made like the training images, as
+their `Look` measures it (`measure_look`), along one path decided from the pixels alone (never
+from the file's format or size), the same for predict, cam, features and locate:
+- its backdrop is estimated from its border (ninlab.data.backdrop: a plane per channel, so a
+  gradient is a backdrop too, and its noise, so a texture or sensor noise is not an object);
+- lift: the backdrop is removed and the object given the training items' polarity and contrast:
+  an object darker than its backdrop, on training items brighter than theirs, is inverted (so a
+  product photo on white, a mid-grey backdrop and a dark one all end on the training background),
+  and its strongest pixel raised to what 9 in 10 training items reach (`Look.contrast`: 255 for
+  Fashion-MNIST), at most 8-fold;
+- trim: cut to its object (the backdrop's foreground, specks of noise dropped), then centred on
+  the training background in a square in which the object's longer side takes the share of the
+  side that it takes in the training images. The makers of Fashion-MNIST trimmed each photo so
+  (edges within 5% of the corner colour), then resized its longer side to 28: an item there spans
+  the whole frame, and one that spans 2/3 of it, as a 200x200 item padded from a 300x200 photo
+  does, is often another class.
+An image the size of the training images is lifted but not trimmed: a test image saved as a
+file gives what the test image gives.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ninlab.data.backdrop import estimate_backdrop, foreground, lift, mask_box, object_sign
 from ninlab.errors import NinlabError
 
 FITS = ("pad", "crop")
@@ -123,24 +132,33 @@ class Look:
     background: str | None = None  # "dark" or "light"; None: they vary, or it is unknown
     share: float | None = None  # median share of the frame that the object's longer side spans
     source: str = "unknown"  # "training images", "config mean" or "unknown"
+    level: float | None = None  # median brightness of their backgrounds, 0-255
+    contrast: float | None = None  # largest difference from the border that 9 in 10 items reach
 
 
 def measure_look(images: torch.Tensor, sample: int = LOOK_SAMPLE) -> Look:
     """The `Look` of the first `sample` of uint8 (N, C, H, W) training images. background: the
     side of mid-grey of at least LOOK_AGREE of their border colours (`border_level`), else None
     (natural photos, say). share: the median over images with an object of its longer side
-    (`object_box`) / the image's longer side. Fashion-MNIST: dark, 1.0 (996 of its first 1000
-    items span the frame); items in a 20 px box of 28, as MNIST's digits are: 20/28."""
+    (`object_box`) / the image's longer side. level: the median brightness of their border
+    colours; contrast: the 10th percentile of each image's largest difference from its border
+    colour (a photo's object fainter than 9 in 10 training items is raised to it). Fashion-MNIST:
+    dark, 1.0 (996 of its first 1000 items span the frame), level 0, contrast 255 (each of its
+    first 1000 items reaches 254 or 255); items in a 20 px box of 28, as MNIST's digits are:
+    share 20/28."""
     x = images[:sample].float()  # N x C x H x W
     frame = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], 2)
     colour = frame.median(2).values  # N x C, `border_colour` of each image
     dark = (colour.mean(1) < MID_GREY).float().mean().item()
     background = "dark" if dark >= LOOK_AGREE else "light" if dark <= 1 - LOOK_AGREE else None
-    on = (x - colour[:, :, None, None]).abs().amax(1) > TRIM_TOLERANCE  # N x H x W
+    away = (x - colour[:, :, None, None]).abs().amax(1)  # N x H x W
+    on = away > TRIM_TOLERANCE
     spans = torch.stack([_span(on.any(2)), _span(on.any(1))]).amax(0)  # N, in pixels
     spans = spans[spans > 0].float() / max(x.shape[-2:])
     share = spans.median().item() if len(spans) else None
-    return Look(background, share, "training images")
+    level = colour.mean(1).median().item()
+    contrast = away.flatten(1).amax(1).quantile(0.1).item()
+    return Look(background, share, "training images", level, contrast)
 
 
 def _span(on: torch.Tensor) -> torch.Tensor:
@@ -334,12 +352,13 @@ def read_file(
     look: Look = Look(),
 ) -> tuple[torch.Tensor, Preparation]:
     """An image file as uint8 (C, S, S), made like the training images whose `Look` is `look`
-    (see the module doc), and how it was. `trim` and `invert` are "yes", "no" or "auto":
-    auto trims when the training images are items on one background (look.background known),
-    to look.share of the frame (yes: to their share, else the whole frame), and inverts when
-    the file's background is on the other side of mid-grey from theirs. Without either, the
-    image is `prepare`d; at its own size (size None) it is never trimmed, nor under auto when it
-    is S x S already (a test image saved as a PNG gives what the test image gives)."""
+    (see the module doc), and how it was. `trim` and `invert` are "yes", "no" or "auto".
+    invert auto, when the training images are items on one background (look.background known),
+    lifts the picture (backdrop removed, polarity and contrast the training items'); yes and no
+    invert (255 - x) or not, and nothing more. trim auto cuts to the object when the training
+    images are items on one background and the file is not S x S already, yes always (to
+    look.share of the frame, else the whole frame). Without either, the image is `prepare`d; at
+    its own size (size None) it is never trimmed."""
     path = Path(path)
     if path.is_dir():
         raise NinlabError(f"{path} is a folder; pass an image file.")
@@ -348,34 +367,71 @@ def read_file(
     img = open_image(path)
     try:
         (w, h), pil_mode = img.size, img.mode
-        decoded = decode_as(img, mode, size)  # reads the EXIF first, so getexif cannot fail
+        # a JPEG decodes at a reduced scale, kept at least WORKING x S so the backdrop is seen
+        decoded = decode_as(img, mode, size and WORKING * size)
         if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientation: turned a quarter
             w, h = h, w
         x = to_tensor(decoded)
-        # an image already S x S is taken as made like the training images, unless trim "yes"
-        done = decoded.size == (size, size) and trim != "yes"
-        share = _trim_share(trim, look) if size and not done else None
-        box = object_box(x) if share else None
-        if box and box != (0, 0, decoded.width, decoded.height):
-            out = to_tensor(_centre(decoded.crop(box), size, border_colour(x), share))
-            how, sx, sy = "trim", w / decoded.width, h / decoded.height  # a JPEG's draft: < 1
-            box = (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
-        else:
-            out, box = (to_tensor(fit_square(decoded, size, fit)) if size else x), None
-            square = "as is" if decoded.size == (size, size) else "resized"
-            how = "own size" if not size else square if decoded.width == decoded.height else fit
+        out, prep = made_like(x, look, size, fit, invert, trim, (w, h))
     except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data (see _decode)
         raise unreadable(path, e) from None
     except MemoryError:  # under a `ulimit -v`, or a small machine: the pixels are real
         raise too_large(path, img) from None
     finally:
         img.close()
-    level = border_level(x)
-    inverted, why = _inversion(invert, level, look)
-    if inverted:
+    return out, Preparation((w, h), pil_mode, *prep)
+
+
+WORKING = 4  # a JPEG is decoded at no less than this many times the model's side
+
+
+def made_like(
+    x: torch.Tensor,
+    look: Look,
+    size: int | None = None,
+    fit: str = "pad",
+    invert: str = "auto",
+    trim: str = "auto",
+    file_size: tuple[int, int] | None = None,
+) -> tuple[torch.Tensor, tuple]:
+    """Decoded uint8 (C, H, W) pixels made like the training images whose `Look` is `look`, at
+    S x S (size None: their own size, never trimmed), as `read_file` makes a file's (see it and
+    the module doc); file_size (W, H) is the file's when x was decoded smaller (a JPEG's draft).
+    Returns the pixels and the fields of a `Preparation` after its size and mode. A scene in
+    `ninlab locate` is made so at its own size."""
+    mode = "L" if x.shape[0] == 1 else "RGB"
+    file_size = file_size or (x.shape[2], x.shape[1])
+    backdrop = estimate_backdrop(x)
+    lifting = invert == "auto" and look.background is not None
+    own = file_size == (size, size)  # the training images' size: taken as trimmed already
+    share = _trim_share(trim, look) if size and (trim == "yes" or not own) else None
+    on = foreground(x, backdrop) if lifting or share else None
+    box = mask_box(on) if share else None  # top, left, bottom, right
+    if lifting:
+        sign = object_sign(x, on, backdrop)
+        level = look.level if look.level is not None else 255.0 * (look.background == "light")
+        x = lift(x, backdrop, sign, level, look.contrast, on)
+        fill = torch.full((x.shape[0],), round(level), dtype=torch.uint8)
+        inverted = (sign > 0) != (look.background == "dark")
+        why = "light on dark" if sign > 0 else "dark on light"  # item on its backdrop
+    else:
+        fill = border_colour(x)
+        inverted, why = _inversion(invert, backdrop.level, look)
+    picture = Image.fromarray(x.permute(1, 2, 0).numpy()[:, :, 0] if mode == "L"
+                              else x.permute(1, 2, 0).numpy(), mode)  # fmt: skip
+    (ww, hh), (fw, fh) = picture.size, file_size
+    if box and box != (0, 0, hh, ww):
+        top, left, bottom, right = box
+        out = to_tensor(_centre(picture.crop((left, top, right, bottom)), size, fill, share))
+        how, sx, sy = "trim", fw / ww, fh / hh  # a JPEG's draft: < 1
+        box = (round(left * sx), round(top * sy), round(right * sx), round(bottom * sy))
+    else:
+        out, box = (to_tensor(fit_square(picture, size, fit)) if size else x), None
+        square = "as is" if own else "resized"
+        how = "own size" if not size else square if fw == fh else fit
+    if inverted and not lifting:
         out = 255 - out
-    size_out = (out.shape[2], out.shape[1])
-    return out, Preparation((w, h), pil_mode, size_out, mode, how, level, inverted, why, box)
+    return out, ((out.shape[2], out.shape[1]), mode, how, backdrop.level, inverted, why, box)
 
 
 def _trim_share(trim: str, look: Look) -> float | None:

@@ -110,7 +110,19 @@ def pick_images(
     auto = paths and "auto" in (invert, trim)
     look = training_look(run, data, data_dir) if auto else None
     files = [file_image(run, p, native, invert, trim, look) for p in paths]
+    for one, tag in zip(files, unique_tags(paths), strict=True):
+        one.tag = tag
     return [dataset_image(data, i) for i in indices] + files
+
+
+def unique_tags(paths: Sequence[str | Path]) -> list[str]:
+    """A tag per file for output names, distinct among them: its stem ("shoe"); where stems
+    repeat, its name with the dot a dash ("x-png", "x-jpg"); where names repeat too (the same
+    name in two folders), that and its place in the list ("x-png-1", "x-png-2")."""
+    stems = [Path(p).stem for p in paths]
+    names = [Path(p).name.replace(".", "-") for p in paths]
+    tags = [s if stems.count(s) == 1 else n for s, n in zip(stems, names, strict=True)]
+    return [t if tags.count(t) == 1 else f"{t}-{i + 1}" for i, t in enumerate(tags)]
 
 
 def input_path(path: str | Path, tag: str, many: bool) -> Path:
