@@ -96,7 +96,8 @@ def add_invert(p) -> None:
         choices=CHOICES,
         default="auto",
         help="make the image dark-on-light or light-on-dark as the training images are "
-        "(default auto: invert when its border and theirs are on two sides of mid-grey)",
+        "(default auto: remove its backdrop, estimated from its border, and give the object the "
+        "training items' polarity and contrast; yes or no: 255 - x or not, nothing more)",
     )
 
 

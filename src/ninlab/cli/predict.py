@@ -3,9 +3,10 @@
 An image file (PNG, JPEG, ...) is made like the run's training images, and one line says how:
 its size and mode, the model's, how it was made square (padded with its border colour, or first
 cut to its object so that it fills the frame as the training items do: --trim), and whether it
-was inverted (--invert: auto inverts an image whose background is light when the training
-images' is dark, as Fashion-MNIST's is, or the other way round). --show FILE writes what the
-model sees. --index N takes image N of the run's test set, as it is.
+was inverted (--invert: auto removes the backdrop, a plane or a curve fitted to the border, and
+gives the object the training items' polarity and contrast: a dark shoe on white or on grey
+becomes a light one on black for Fashion-MNIST). --show FILE writes what the model sees, one
+file per image. --index N takes image N of the run's test set, as it is.
 
 Examples:
   ninlab predict runs/r shoe.png bag.jpg
