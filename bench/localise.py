@@ -26,26 +26,10 @@ import torch
 from machine import describe, matmul_rate
 
 from ninlab.locate import METHODS, SCORINGS, locate
-from ninlab.locate.scenes import iou, make_scene
+from ninlab.locate.scenes import make_scene, score
 from ninlab.runs import load_run
 
 GOALS = {1: (0.90, None), 3: (0.75, 0.3)}  # items per scene: (found, false detections per scene)
-
-
-def score(located, scene, method: str, truth: str = "patch") -> tuple[int, int]:
-    """(items found, false detections) of one scene with one box method, against the items'
-    patches or tight boxes (truth "patch" or "box"); greedy by IoU."""
-    pairs = sorted(
-        ((iou(d.box(method), getattr(it, truth)), a, b) for a, d in enumerate(located.detections)
-         for b, it in enumerate(scene.items) if d.class_index == it.label),
-        reverse=True,
-    )  # fmt: skip
-    used_d, used_i = set(), set()
-    for overlap, a, b in pairs:
-        if overlap >= 0.5 and a not in used_d and b not in used_i:
-            used_d.add(a)
-            used_i.add(b)
-    return len(used_i), len(located.detections) - len(used_d)
 
 
 def scenes_for(data, n: int, count: int, size: int, seed: int):
@@ -71,21 +55,19 @@ def main() -> None:
     torch.set_grad_enabled(False)
     print(f"{run.config.model} ({run.weights.name}), {args.scenes} scenes of {args.size} px "
           f"per count, items from the {len(data.test_images):,} test images, min score "
-          f"{args.min_score}, overlap {args.overlap}, stride 2 (crops) or 8 (dense)")  # fmt: skip
+          f"{args.min_score}, overlap {args.overlap}")  # fmt: skip
     print(f"\n{'items':>5}  {'scoring':<7} {'box':<7} {'found':>6} {'tight':>6} "
           f"{'false/scene':>11} {'ms/scene':>8}  goal")  # fmt: skip
     for n in (1, 2, 3):
         scenes = scenes_for(data, n, args.scenes, args.size, args.seed)
         for scoring in args.scorings:
-            stride = 2 if scoring == "crops" else 8
             found = {m: 0 for m in METHODS}
             tight = {m: 0 for m in METHODS}
             false = {m: 0 for m in METHODS}
             seconds = 0.0
             for scene in scenes:
                 t0 = time.perf_counter()
-                located = locate(run, scene.image, args.min_score, args.overlap, stride=stride,
-                                 scoring=scoring)  # fmt: skip
+                located = locate(run, scene.image, args.min_score, args.overlap, scoring=scoring)
                 seconds += time.perf_counter() - t0
                 for m in METHODS:
                     f, x = score(located, scene, m)

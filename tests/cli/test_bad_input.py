@@ -42,7 +42,7 @@ GOOD = {
     "predict": "--index 0",
     "features": "--index 0",
     "cam": "--index 0",
-    "locate": "--image {scene} --stride 4",
+    "locate": "--image {scene}",
     "sparsity": "--limit 4",
     "report": "--limit 4 --gallery 1",
     "convert": "--batch-size 2 --out {outs}/c.safetensors",
@@ -89,7 +89,7 @@ def _cases():
     for verb in ("predict", "features", "cam", "locate"):
         for name, image, words, marks in BAD_IMAGES:
             source = image if verb == "predict" else f"--image {image}"
-            stride = "--stride 4" if verb == "locate" else ""
+            stride = ""
             add(f"{verb}-{name}", words, f"{verb} {{run}} {source} {stride}", marks=marks)
     for verb in ("predict", "features", "cam"):
         for index in ("1000000", "-1"):

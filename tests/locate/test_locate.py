@@ -1,5 +1,6 @@
 """Finding objects in scenes: --native keeps the input size, scenes and boxes by hand, and
-`ninlab locate` with a small model trained in the test on bars that it must find in a scene."""
+`ninlab locate` with a small model trained in the test on bars that it must find in a scene.
+Scene kinds, the lifted scene and its windows: tests/locate/test_scenes.py."""
 
 import json
 import random
@@ -12,6 +13,7 @@ from ninlab.cli import main
 from ninlab.locate.locator import _largest_region_box, locate
 from ninlab.locate.scenes import iou, make_scene, object_box
 from ninlab.runs import load_run
+from ninlab.runs.inputs import training_look
 
 from ..conftest import make_run_dir, write_idx
 
@@ -102,14 +104,16 @@ def test_one_item_is_found_and_two_items_give_two_detections(bars_run):
     run, (images, labels) = bars_run
     scene = torch.zeros(1, 1, 84, 84, dtype=torch.uint8)
     scene[0, 0, 30:58, 20:48] = images[0]  # a horizontal bar
-    found = locate(run, scene)
+    look = training_look(run)  # the bars span 14-21 px of their 28
+    assert 0.5 < look.share < 0.8
+    found = locate(run, scene, look=look)
     assert len(found.detections) == 1
     d = found.detections[0]
     assert d.class_index == 0 and iou(d.window, (30, 20, 58, 48)) >= 0.5
     truth = object_box(images[0][None], 30, 20)
     assert max(iou(d.box(m), truth) for m in ("window", "cam", "unit")) > 0
     scene[0, 0, 0:28, 56:84] = images[1]  # and a vertical one
-    found = locate(run, scene)
+    found = locate(run, scene, look=look)
     assert sorted(d.class_index for d in found.detections) == [0, 1]
 
 
@@ -123,14 +127,17 @@ def test_locate_cli_prints_and_draws(bars_run, tmp_path, capsys):
     argv = ["locate", str(run.path), "--image", str(path), "--out", str(tmp_path)]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "84x84 px, 29x29 windows of 28x28 every 2 px, 1 detection(s)" in out
+    # the bar's 20 px take 0.61 of a window (as the bars take of their 28 px): 33 px
+    assert "84x84 px, 1 window of 33 px (at 28x28), 1 detection in" in out
     assert (tmp_path / "locate-scene.png").is_file()
     assert main([*argv, "--json"]) == 0
-    d = json.loads(capsys.readouterr().out)["detections"][0]
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["prepared"]["why"] == "the locator lifts it"  # read as it is
+    d = printed["detections"][0]
     assert d["class"] == "1" and set(d) >= {"window", "cam", "unit", "prob"}
     assert iou(tuple(d["window"]), (40, 8, 68, 36)) >= 0.5
-    assert main([*argv, "--scoring", "dense", "--stride", "8"]) == 0
-    assert "8x8 windows of 28x28 every 8 px" in capsys.readouterr().out
+    assert main([*argv, "--scoring", "dense", "--threads", "1", "--no-mirror"]) == 0
+    assert "1 window of 33 px (at 28x28)" in capsys.readouterr().out
     small = tmp_path / "small.png"
     Image.new("L", (20, 20)).save(small)
     assert main(["locate", str(run.path), "--image", str(small)]) == 2
@@ -145,4 +152,4 @@ def test_an_fc_head_locates_with_window_boxes(tmp_path):
     scene[0, 0, 20:40, 10:30] = 255
     found = locate(run, scene, min_score=0.0)
     assert found.detections and all(d.window == d.cam == d.unit for d in found.detections)
-    assert found.grid == (17, 17)  # (60 - 28) / 2 + 1 windows a side
+    assert found.windows == 1 and found.detections[0].window == (20, 10, 40, 30)

@@ -8,7 +8,11 @@ strongest map unit, in input pixels. Writes cam-N.png (test image N) or cam-NAME
 and its probability come from one plain forward; for a run with test-time flip, the probability
 that eval, predict and report give (image and mirror averaged) is printed too.
 --native runs a model with a pooling head on the image at its own size (normalised as in
-training, not resized), so a large scene keeps its detail and the map has more cells.
+training, not resized), so a large scene keeps its detail and the map has more cells. The class
+mapped is then the one `ninlab predict` names for the file (made like a training image: cut to
+its object, at the training size), since the plain forward of a mostly empty picture averages
+its evidence over the empty part too; and the strongest unit is chosen among those whose field
+centre lies on the picture's foreground (ninlab.data.backdrop), never on the empty background.
 An image file is made like the training images, and a line says how (--invert, --trim: see
 `ninlab predict --help`); --show FILE writes what the model sees.
 
@@ -33,6 +37,7 @@ from ninlab.cli.options import (
     add_run_inputs,
     add_show,
 )
+from ninlab.data.backdrop import foreground
 from ninlab.files import wrote
 from ninlab.runs import load_run
 from ninlab.runs.inputs import class_index, display_image, pick_image, save_input
@@ -66,21 +71,45 @@ def run(args) -> int:
         print(picked.prep.line(picked.name))
     if args.show:
         print(f"wrote {save_input(picked.image, args.show)}")
-    cam = class_activation_map(run.model, run.preprocess(picked.image, args.native), target)
+    x = run.preprocess(picked.image, args.native)
+    cam = (_native_cam(run, args, picked, x, target) if args.native
+           else class_activation_map(run.model, x, target))  # fmt: skip
     truth = f", true class {classes[picked.label]}" if picked.label is not None else ""
     out = Path(args.out or run.path) / f"cam-{picked.tag}.png"
     existed = out.exists()
     size = picked.image.shape[-2:] if args.native else run.config.input_size
     display = display_image(picked.image[0], size)
-    plot_cam(display, cam, classes, out, f"{picked.name}{truth}")
+    plot_cam(display, cam, classes, out, f"{picked.name}{truth}", args.native)
     print(f"{picked.name}{truth}: {run.config.model} ({run.weights.name})")
-    for line in cam.lines(classes):
+    for line in cam.lines(classes, args.native):
         print(f"  {line}")
-    if run.config.tta_flip and not args.native:  # eval, predict and report average with a mirror
-        both = run.probabilities(picked.image)[0, cam.class_index].item()
-        print(f"  (one plain forward; with test-time flip, as eval and predict give it: "
-              f"{100 * both:.2f}%)")  # fmt: skip
-    else:
-        print("  (the probability of one forward pass, as eval, predict and report give it)")
+    print(_whose_probability(run, args, picked, cam))
     print(wrote(out, existed))
     return 0
+
+
+def _native_cam(run, args, picked, x, target):
+    """The map of the picture at its own size for the class `ninlab predict` names for it (or
+    --class), its strongest unit on the picture's foreground; prints what predict names."""
+    made = picked  # a test image as it is; a file made like a training image, as predict does
+    if args.image is not None:
+        made = pick_image(run, image=args.image, data_dir=args.data_dir, invert=args.invert,
+                          trim=args.trim)  # fmt: skip
+    probs = run.probabilities(made.image)[0]
+    named = int(probs.argmax())
+    print(f"ninlab predict names {run.classes[named]} ({100 * float(probs[named]):.2f}%) for "
+          f"it, made like a training image")  # fmt: skip
+    target = named if target is None else target
+    return class_activation_map(run.model, x, target, foreground(picked.image[0]))
+
+
+def _whose_probability(run, args, picked, cam) -> str:
+    """The line that says which forward the printed probability is of."""
+    if args.native:
+        return ("  (the probability of one forward pass of the picture at its own size;\n"
+                "  predict's is that of the picture made like a training image)")  # fmt: skip
+    if run.config.tta_flip:  # eval, predict and report average with a mirror
+        both = run.probabilities(picked.image)[0, cam.class_index].item()
+        return (f"  (one plain forward; with test-time flip, as eval and predict give it: "
+                f"{100 * both:.2f}%)")  # fmt: skip
+    return "  (the probability of one forward pass, as eval, predict and report give it)"

@@ -1,30 +1,36 @@
 """Find the objects in a scene larger than the training images, with the trained classifier.
 
-Windows of the training size, every --stride pixels, are classified (--scoring crops: each as a
-training image; dense: all at once by the convolutionalized model, which sees a little of the
-scene around each window). Windows with foreground whose top class reaches --min-score are
-kept, the most probable and most complete first, without two on one object (--overlap: the
-largest IoU of two kept windows). Each detection prints its class, probability and three boxes:
-the window; the CAM box of Zhou et al. 2016 (the class map thresholded at 20%, box of its
-largest region); and the receptive field of the strongest unit. The scene is normalised as in
-training but not resized. Writes locate-NAME.png (window yellow, CAM cyan, unit magenta).
+The scene is made like the training images (its backdrop, grey, a gradient or noise, removed;
+the objects given the training items' polarity and contrast), then a square window is put
+around each object at the object's own size and classified at the training size, with its
+mirror image unless --no-mirror (--scoring crops: each window as a training image; dense: by
+the convolutionalized model, which sees the scene around the window). Windows whose top class
+reaches --min-score are kept, the most probable and most complete first, without two on one
+object (--overlap: the largest IoU of two kept windows). Each detection prints its class,
+probability and three boxes: the window; the CAM box of Zhou et al. 2016 (the class map
+thresholded at 20%, box of its largest region); and the receptive field of the strongest unit.
+Writes locate-NAME.png (window yellow, CAM cyan, unit magenta). --invert auto reads the scene as
+it is (the locator makes it like the training images itself).
 
 Examples:
   ninlab locate runs/r --image scene.png
   ninlab locate runs/r --image scene.png --min-score 0.8 --json
-  ninlab locate runs/r --image scene.png --scoring dense --stride 8
+  ninlab locate runs/r --image scene.png --scoring dense --threads 1
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+
+import torch
 
 from ninlab.cli.options import add_invert, add_json, add_out, add_run_inputs, add_wide, at_least
 from ninlab.files import wrote
 from ninlab.locate import METHODS, SCORINGS, locate
 from ninlab.runs import load_run
-from ninlab.runs.inputs import display_image, pick_image
+from ninlab.runs.inputs import display_image, pick_image, training_look
 from ninlab.terminal import table
 from ninlab.viz.locate import plot_locate
 
@@ -37,20 +43,28 @@ def add_arguments(p) -> None:
                    help="least probability of a window's top class (default 0.5)")  # fmt: skip
     p.add_argument("--overlap", type=float, default=0.3, metavar="IOU",
                    help="most overlap (IoU) of two kept windows (default 0.3)")  # fmt: skip
-    p.add_argument("--stride", type=at_least(1), default=2, metavar="PX",
-                   help="pixels between windows (default 2)")  # fmt: skip
     p.add_argument("--scoring", choices=SCORINGS, default="crops",
                    help="crops (default) or dense, see above")  # fmt: skip
+    p.add_argument("--no-mirror", dest="mirror", action="store_false",
+                   help="classify each window as it is only, not its mirror image too")  # fmt: skip
+    p.add_argument("--threads", type=at_least(1), metavar="N",
+                   help="CPU threads (default: torch's, one per core)")  # fmt: skip
     add_out(p, "folder for the PNG (default: RUN_DIR)", metavar="DIR")
     add_wide(p)
     add_json(p)
 
 
 def run(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     run = load_run(args.run_dir, args.weights)
-    picked = pick_image(run, image=args.image, native=True, invert=args.invert)
-    found = locate(run, picked.image, args.min_score, args.overlap, stride=args.stride,
-                   scoring=args.scoring)  # fmt: skip
+    own = args.invert == "auto"  # the scene read as it is: `locate` lifts it (ninlab.locate)
+    picked = pick_image(run, image=args.image, native=True, invert="no" if own else args.invert,
+                        trim="no")  # fmt: skip
+    if own:
+        picked.prep = replace(picked.prep, why="the locator lifts it")
+    found = locate(run, picked.image, args.min_score, args.overlap, scoring=args.scoring,
+                   mirror=args.mirror, look=training_look(run))  # fmt: skip
     out = Path(args.out or run.path) / f"locate-{picked.tag}.png"
     existed = out.exists()
     display = display_image(picked.image[0], picked.image.shape[-2:])
@@ -70,10 +84,11 @@ def _lines(found, name: str, classes: list[str], width: int | None) -> list[str]
     """The search in one line (the image's name on a line of its own when they do not fit in
     `width`), then a detection a line: in `width` columns a table under a header, else each box
     after its name."""
-    h, w = found.size
-    search = (f"{h}x{w} px, {found.grid[0]}x{found.grid[1]} windows of {found.window[0]}x"
-              f"{found.window[1]} every {found.stride} px, {len(found.detections)} detection(s) "
-              f"in {1000 * found.seconds:.0f} ms")  # fmt: skip
+    (h, w), (a, b), (th, tw) = found.size, found.sides, found.window
+    sides = f"{a} px" if a == b else f"{a}-{b} px"
+    ms = 1000 * found.seconds
+    search = (f"{h}x{w} px, {_count(found.windows, 'window')} of {sides} (at {th}x{tw}), "
+              f"{_count(len(found.detections), 'detection')} in {ms:.0f} ms")  # fmt: skip
     head = f"{name}: {search}"
     lines = [head] if width is None or len(head) <= width else [f"{name}:", f"  {search}"]
     if width is None:
@@ -86,6 +101,11 @@ def _lines(found, name: str, classes: list[str], width: int | None) -> list[str]
     if rows:
         lines += ["  " + line for line in table(("class", "prob", *METHODS), rows, {1}, width)]
     return lines
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 window", "3 windows"."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _box(b) -> str:

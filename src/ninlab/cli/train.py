@@ -14,6 +14,12 @@ seed (the classic NiN recipe: nin_seed at 224 px, SGD lr 0.1, batch 64, 10 epoch
 d2l (nin_d2l, batch 128, Xavier init, otherwise as seed); each is a file of
 ninlab/train/recipes/. Options override the recipe.
 
+A small training set (a folder of a few hundred images, --limit-train N) gets a smaller batch and
+more epochs than the recipe's 128 x 10, so that it trains for at least 600 steps; the log says
+what it chose and why (ninlab.train.schedule). Only --batch-size and --epochs that you leave
+unset change, and only where the recipe's file does not fix them (seed and d2l fix both, long
+its epochs); the full Fashion-MNIST keeps 128 x 10.
+
 Several processes (DistributedDataParallel; --batch-size stays the global batch): --nproc N on
 this machine, or torchrun for several machines, every machine running the same command:
   torchrun --nnodes 2 --node-rank K --nproc-per-node 1 --rdzv-backend c10d \
@@ -45,7 +51,16 @@ from __future__ import annotations
 from ninlab.cli.options import add_data_dir, add_dataset, at_least
 from ninlab.errors import NinlabError
 from ninlab.runs import resume_run, train_run
-from ninlab.train import PRECISIONS, RECIPES, TrainConfig, World, launch_local, placement, resolve
+from ninlab.train import (
+    PRECISIONS,
+    RECIPES,
+    TrainConfig,
+    World,
+    free_fields,
+    launch_local,
+    placement,
+    resolve,
+)
 
 # options that set the config of a new run; --resume takes the saved one instead
 CONFIG_OPTIONS = ("recipe", "model", "dataset", "epochs", "batch_size", "lr", "optimizer", "seed",
@@ -81,8 +96,10 @@ def add_arguments(p) -> None:
         metavar="P",
         help="a folder without test/: share of each class held out (default 0.1)",
     )
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, metavar="N", help="training images per step (global)")
+    p.add_argument("--epochs", type=int, help="passes over the training set "
+                   "(default: the recipe's, or more for a small set)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, metavar="N", help="training images per step "
+                   "(global; default: the recipe's, or less for a small set)")  # fmt: skip
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--optimizer", help="sgd or adamw")
     p.add_argument("--seed", type=int)
@@ -124,7 +141,8 @@ def run(args) -> int:
     if args.resume:
         resume_run(args.resume, device=args.device, progress=not args.no_progress)
     else:
-        train_run(config(args), args.out, progress=not args.no_progress)
+        adapt = free_fields(args.recipe or "fast", given)  # what the user left to the data
+        train_run(config(args), args.out, progress=not args.no_progress, adapt=adapt)
     return 0
 
 

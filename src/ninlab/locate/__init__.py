@@ -1,8 +1,11 @@
 """Finding objects in scenes larger than the training images, with a classifier alone.
 
-scenes.py   Box, iou, and scenes made of test items placed on a larger canvas
-locator.py  locate: windows scored by the classifier, each with its CAM and strongest-unit boxes;
-            strongest_unit_hits (claim 25's measurement)
+scenes.py     Box, iou, score, and scenes of test items on a larger canvas, in kinds (KINDS:
+              black, grey, gradient and noise backdrops, mirrored and scaled items)
+proposals.py  where to look: the scene made like a training picture (ground), a square window
+              around each object at its own scale (square)
+locator.py    locate: the windows classified, each detection with its CAM and strongest-unit
+              boxes; strongest_unit_hits (claim 25's measurement)
 Drawing the detections is `ninlab.viz.locate`'s.
 """
 
@@ -15,17 +18,23 @@ from ninlab.locate.locator import (
     locate,
     strongest_unit_hits,
 )
-from ninlab.locate.scenes import Box, iou, make_scene
+from ninlab.locate.proposals import Ground, ground
+from ninlab.locate.scenes import KINDS, Box, Kind, iou, make_scene, score
 
 __all__ = [
+    "KINDS",
     "METHODS",
     "SCORINGS",
     "Box",
     "Detection",
+    "Ground",
+    "Kind",
     "Located",
     "UnitHits",
+    "ground",
     "iou",
     "locate",
     "make_scene",
+    "score",
     "strongest_unit_hits",
 ]

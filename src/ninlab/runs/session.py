@@ -16,7 +16,7 @@ import errno
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,6 +53,7 @@ from ninlab.train import (
     Interrupted,
     TrainConfig,
     TrainState,
+    adapt_schedule,
     build_model,
     curves_figure,
     fit,
@@ -118,9 +119,12 @@ def train_run(
     progress: bool = True,
     log: Log = print,
     callbacks: Sequence[Callback] = (),
+    adapt: Collection[str] = (),
 ) -> tuple[list[dict], Path]:
     """Train from a config into a new run directory (`out`, or `default_out`); returns
-    (history, run directory)."""
+    (history, run directory). The fields named in `adapt` (batch_size, epochs: those the user
+    left unset, as `ninlab.train.free_fields` finds them) are chosen from the number of training
+    images by `ninlab.train.adapt_schedule`, and the run logs its choice."""
     world, log = env_world(), wrapping(log)
     device = placement(cfg, world)
     with contextlib.ExitStack() as held, process_group(device, cfg.dist_timeout) as world:
@@ -132,6 +136,10 @@ def train_run(
         data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, folder=cfg.folder_options(),
                             log=log, progress=progress and world.main)  # fmt: skip
         cfg = _resolved(cfg, data, device)
+        n_train = min(cfg.limit_train or len(data.train_images), len(data.train_images))
+        cfg, chose = adapt_schedule(cfg, n_train, adapt, world.size)  # the same on every rank
+        if log and chose:
+            log(chose)
         on_main(world, lambda: _write_run_files(out, cfg, data))
         model = build_model(cfg)
         if log:

@@ -1,5 +1,5 @@
-"""Training: TrainConfig and its recipes (data files in recipes/), fit() with its callbacks,
-evaluation and its metrics.
+"""Training: TrainConfig and its recipes (data files in recipes/), the schedule a small training
+set gets, fit() with its callbacks, evaluation and its metrics.
 
 This package knows nothing of files: `ninlab.runs` writes a run directory through fit()'s
 callbacks and reads it back.
@@ -44,6 +44,7 @@ from ninlab.train.metrics import (
     precision_recall_f1,
 )
 from ninlab.train.optim import init_weights
+from ninlab.train.schedule import adapt_schedule, free_fields
 
 __all__ = [
     "PANELS",
@@ -55,6 +56,7 @@ __all__ = [
     "TrainConfig",
     "TrainState",
     "World",
+    "adapt_schedule",
     "build_model",
     "confusion_figure",
     "confusion_matrix",
@@ -65,6 +67,7 @@ __all__ = [
     "evaluate",
     "fit",
     "format_confusion",
+    "free_fields",
     "launch_local",
     "per_class_accuracy",
     "placement",

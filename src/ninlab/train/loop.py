@@ -49,7 +49,7 @@ from ninlab.train.optim import make_optimizer, make_scheduler
 EXPLODED = 10  # an epoch's mean train loss above EXPLODED * ln(classes) means divergence
 SYNC_EVERY = 10  # steps between reads of the running loss (progress bar, NaN check, stop)
 STUCK_AFTER = 20  # steps before a loss at chance counts as stuck: every model starts there
-FEW_STEPS = 30  # fewer optimizer steps than this in a whole run are warned about
+FEW_STEPS = 30  # fewer steps than this in a whole run are warned about (schedule.py wants 600)
 
 
 class Diverged(NinlabError):
@@ -238,7 +238,8 @@ def fit(
     if log and cfg.epochs * len(loader) < FEW_STEPS and resume is None:
         log(f"warning: {cfg.epochs * len(loader)} steps in all ({n_train:,} images, batch "
             f"{cfg.batch_size}, {cfg.epochs} epochs) are too few for the weights and batch-norm "
-            "statistics to settle; pass a smaller --batch-size or more --epochs.")  # fmt: skip
+            "statistics to settle; pass a smaller --batch-size or more --epochs, or leave both "
+            "unset for ninlab to choose.")  # fmt: skip
     if log:  # a slow run says so before its first minutes (one process: the others wait)
         log(estimate_line(epoch_seconds(model, cfg, train_x, train_y, n_test, test_x)))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")

@@ -76,23 +76,28 @@ def cam_panels(display, cam: CAM, classes: list[str], true_cam: CAM | None = Non
     return fig
 
 
-def cam_figure(display, cam: CAM, classes: list[str], title: str = ""):
-    """Two panels: the input with the box, and the map over the input with the box."""
+def cam_figure(display, cam: CAM, classes: list[str], title: str = "", native: bool = False):
+    """Two panels: the input with the box, and the map over the input with the box. native: the
+    picture at its own size, its class named elsewhere (`CAM.lines`), so the heading gives the
+    class's probability at that size and what its one forward predicts."""
     fig, (ax1, ax2) = figure(1, 2, figsize=(8, 4.3))
     draw_cam(ax1, display, cam, alpha=0.0)
-    ax1.set_title("input, box = field of the strongest unit", fontsize=9)
+    where = " on the object" if cam.allowed is not None else ""
+    ax1.set_title(f"input, box = field of the strongest unit{where}", fontsize=9)
     draw_cam(ax2, display, cam)
     exact = {True: ", mean = logit", False: ", mean != logit", None: ""}[cam.exact]
     ax2.set_title(f"{cam.method}: {classes[cam.class_index]}{exact}", fontsize=9)
-    head = (
-        f"predicted {classes[cam.predicted]}; map of {classes[cam.class_index]} "
-        f"({100 * cam.prob:.1f}%)"
-    )
+    name, said = classes[cam.class_index], classes[cam.predicted]
+    head = f"predicted {said}; map of {name} ({100 * cam.prob:.1f}%)"
+    if native:
+        head = f"map of {name} at its own size ({100 * cam.prob:.1f}%; its forward predicts {said})"
     fig.suptitle(f"{title}\n{head}" if title else head, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_cam(display, cam: CAM, classes: list[str], path: str | Path, title: str = "") -> Path:
+def plot_cam(
+    display, cam: CAM, classes: list[str], path: str | Path, title: str = "", native: bool = False
+) -> Path:
     """Write the CAM figure as a PNG; returns the path."""
-    return save_png(cam_figure(display, cam, classes, title), path)
+    return save_png(cam_figure(display, cam, classes, title, native), path)
