@@ -89,8 +89,7 @@ def _cases():
     for verb in ("predict", "features", "cam", "locate"):
         for name, image, words, marks in BAD_IMAGES:
             source = image if verb == "predict" else f"--image {image}"
-            stride = ""
-            add(f"{verb}-{name}", words, f"{verb} {{run}} {source} {stride}", marks=marks)
+            add(f"{verb}-{name}", words, f"{verb} {{run}} {source}", marks=marks)
     for verb in ("predict", "features", "cam"):
         for index in ("1000000", "-1"):
             words = f"--index {index} is out of range; the fashion-mnist test set has 8 images"

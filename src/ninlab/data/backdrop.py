@@ -30,6 +30,7 @@ and contrast those of the training images' items (`ninlab.data.images.Look`).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -56,7 +57,13 @@ class Backdrop:
     # left, right (C x H); None: on the plane
 
     def image(self) -> torch.Tensor:
-        """The backdrop as a float (C, H, W) picture: the plane, plus the edges' departures from
+        """The backdrop as a float (C, H, W) picture (see `_image`), made once: foreground,
+        object_sign and lift each subtract it, from one photo of millions of pixels."""
+        return self._image
+
+    @cached_property
+    def _image(self) -> torch.Tensor:
+        """The plane, plus the edges' departures from
         it blended inwards (a Coons patch: each point the mix of the four edges that a
         bilinear surface through them gives)."""
         h, w = self.size
