@@ -1,8 +1,8 @@
 """`ninlab locate` on scenes other than items on black: grey, gradient and noisy backdrops,
 mirrored items, items of 20-56 px.
 
-    python bench/wild_scenes.py RUN                   # 10 scenes per kind, seed 0
-    python bench/wild_scenes.py RUN --scenes 50 --seed 1
+    python bench/wild_scenes.py RUN                   # 30 scenes per kind and seed, seeds 0-2
+    python bench/wild_scenes.py RUN --scenes 50 --seeds 3 4
 
 Scenes (ninlab.locate.scenes.KINDS): 112 x 112 px, three test items each (never training
 images) at random places whose patches do not overlap, drawn in one of six kinds: on black; on
@@ -13,9 +13,11 @@ the item's patch (`ninlab.locate.scenes.score`); each detection finds at most on
 that finds none is false. The time per scene is the median wall time of `locate` on 2 threads
 and on 1 (on a machine that other jobs share, OpenMP's threads spin while they wait for each
 other: run with OMP_WAIT_POLICY=PASSIVE to time the work rather than the wait, docs/locate.md).
-Last, crops against dense scoring on black. Goals (issue 26): every kind >= 85% found with <= 0.5
-false per scene, <= 0.2 on black; <= 500 ms per scene on 2 threads; dense within 5 points of
-crops.
+Every figure pools the scenes of all the seeds (30 scenes of 3 items: one item is 1.1 points of
+a seed's figure, and a kind moves by up to 9 points from seed to seed; three seeds give 270
+items per kind). Last, crops against dense scoring on black. Goals (issue 26): every kind
+>= 85% found with <= 0.5 false per scene, <= 0.2 on black; <= 500 ms per scene on 2 threads;
+dense within 5 points of crops.
 """
 
 from __future__ import annotations
@@ -64,33 +66,35 @@ def kind_scenes(data, kind: str, n: int, seed: int):
     return [make_scene(data.test_images, data.test_labels, k.items, SIZE, rng, k) for _ in range(n)]
 
 
-def rows(run, data, scenes: int = 10, seed: int = 0) -> list[tuple[str, str, str]]:
-    """(figure, value, goal) rows: per kind found, false per scene and ms per scene on 2 and 1
-    threads; then found with crops and dense scoring on black and their difference. The scenes
-    are made like the run's training images as `ninlab locate` makes them (`training_look`)."""
+def rows(run, data, scenes: int = 30, seeds=(0, 1, 2)) -> list[tuple[str, str, str]]:
+    """(figure, value, goal) rows over `scenes` scenes per kind and seed: per kind found, false
+    per scene and ms per scene on 2 and 1 threads; then found with crops and dense scoring on
+    black and their difference. The scenes are made like the run's training images as `ninlab
+    locate` makes them (`training_look`)."""
     out = []
     look = training_look(run, data)
     for kind in KINDS:
-        drawn = kind_scenes(data, kind, scenes, seed)
+        drawn = [s for seed in seeds for s in kind_scenes(data, kind, scenes, seed)]
         found, false, ms2 = measure(run, drawn, 2, look=look)
         ms1 = measure(run, drawn, 1, look=look)[2]
         limit = FALSE_BLACK if kind == "black" else FALSE
         out += [
-            (f"{kind}: found", f"{100 * found:.0f}%", _goal(found >= FOUND, f">= {FOUND:.0%}")),
+            (f"{kind}: found", f"{100 * found:.1f}%", _goal(found >= FOUND, f">= {FOUND:.0%}")),
             (f"{kind}: false / scene", f"{false:.2f}", _goal(false <= limit, f"<= {limit}")),
             (f"{kind}: ms / scene, 2 threads", f"{ms2:.0f}", _goal(ms2 <= MS, f"<= {MS:.0f}")),
             (f"{kind}: ms / scene, 1 thread", f"{ms1:.0f}", ""),
         ]
-    black = kind_scenes(data, "black", scenes, seed)
+    black = [s for seed in seeds for s in kind_scenes(data, "black", scenes, seed)]
     crops = measure(run, black, 2, scoring="crops", look=look)
     dense = measure(run, black, 2, scoring="dense", look=look)
     gap = 100 * (crops[0] - dense[0])
     out += [
-        ("black, dense: found", f"{100 * dense[0]:.0f}%", ""),
+        ("black, dense: found", f"{100 * dense[0]:.1f}%", ""),
         ("black, dense: false / scene", f"{dense[1]:.2f}", ""),
         ("black, dense: ms / scene, 2 threads", f"{dense[2]:.0f}", ""),
-        ("black: crops - dense found", f"{gap:+.0f} points",
-         _goal(gap <= DENSE_GAP, f"<= {DENSE_GAP:.0f} points")),
+        ("black: crops - dense found", f"{gap:+.1f} points",
+         _goal(gap <= DENSE_GAP, f"<= {DENSE_GAP:.0f} points")
+         + ("" if gap <= DENSE_GAP else " (why: docs/locate.md, Dense scoring)")),
     ]  # fmt: skip
     return out
 
@@ -102,8 +106,8 @@ def _goal(met: bool, goal: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("run_dir", help="a run trained on fashion-mnist")
-    p.add_argument("--scenes", type=int, default=10, help="scenes per kind (default 10)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scenes", type=int, default=30, help="scenes per kind and seed (default 30)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(default 0 1 2)")
     p.add_argument("--weights", choices=("best", "final"), default="best")
     args = p.parse_args()
     print(describe(matmul_rate()))
@@ -112,10 +116,11 @@ def main() -> None:
     torch.set_grad_enabled(False)
     load = ", ".join(f"{a:.1f}" for a in os.getloadavg())
     wait = os.environ.get("OMP_WAIT_POLICY", "unset")
-    print(f"{run.config.model} ({run.weights.name}), {args.scenes} scenes of {SIZE} px per kind, "
-          f"3 items each, seed {args.seed}; load average {load}, "
+    seeds = " ".join(map(str, args.seeds))
+    print(f"{run.config.model} ({run.weights.name}), {args.scenes} scenes of {SIZE} px per kind "
+          f"and seed, 3 items each, seeds {seeds}; load average {load}, "
           f"OMP_WAIT_POLICY {wait}\n")  # fmt: skip
-    table = rows(run, data, args.scenes, args.seed)
+    table = rows(run, data, args.scenes, args.seeds)
     width = max(len(f) for f, _, _ in table)
     for figure, value, goal in table:
         print(f"{figure:<{width}}  {value:>12}  {goal}")

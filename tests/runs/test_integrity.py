@@ -243,7 +243,7 @@ def test_real_writers_on_a_real_full_disk_with_room_left(tmpfs, monkeypatch):
     assert st.f_bavail * st.f_frsize > 2**20  # more than the old 1 MiB test knew
     big = {"w": torch.zeros(2**20)}
     files.write_text(disk / "checkpoint.pt", "old")
-    state = SimpleNamespace(checkpoint=lambda: dict(big))
+    state = SimpleNamespace(checkpoint=lambda: dict(big), history=[])
     with pytest.raises(files.CannotWrite, match="checkpoint.pt: no space left on device; the p"):
         RunWriter(disk).on_interrupt(state)
     with pytest.raises(files.CannotWrite, match="w.safetensors: no space left on device"):

@@ -5,6 +5,7 @@ eval, report and --resume."""
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,11 @@ from ninlab.runs import (
     read_config,
     read_facts,
     read_metrics,
+    session,
     train_run,
 )
 from ninlab.runs.store import write_config
-from ninlab.train import TrainConfig
+from ninlab.train import TrainConfig, resolve
 
 BEFORE = Path(__file__).resolve().parents[1] / "fixtures" / "run-before-the-move"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -97,3 +99,22 @@ def test_the_config_goes_round_the_file(tmp_path):
 def test_a_run_goes_to_a_named_folder_by_default():
     out = default_out(TrainConfig(model="vgg_gap"))
     assert out.parent == Path("runs") and out.name.startswith("vgg_gap-fashion-mnist-")
+
+
+@pytest.mark.slow
+def test_the_curves_are_drawn_first_last_and_when_time_has_passed(data_dir, tmp_path, monkeypatch):
+    """With CURVES_EVERY out of reach, 4 epochs draw curves.png twice (after epochs 1 and 4),
+    and the picture of the last shows all four (the writer records what it drew)."""
+    drawn = []
+    real = session.save_png
+    monkeypatch.setattr(session, "CURVES_EVERY", 1e9)
+    monkeypatch.setattr(session, "save_png", lambda f, path: (drawn.append(path), real(f, path)))
+    cfg = resolve("fast", data_dir=str(data_dir), epochs=4, limit_train=100, batch_size=50,
+                  limit_test=50, threads=1)  # fmt: skip
+    history, out = train_run(cfg, tmp_path / "r", progress=False, log=None)
+    assert len(history) == 4
+    assert drawn == [out / "curves.png"] * 2
+    monkeypatch.setattr(session, "CURVES_EVERY", 0.0)
+    drawn.clear()
+    train_run(replace(cfg, epochs=3), tmp_path / "s", progress=False, log=None)
+    assert len(drawn) == 3

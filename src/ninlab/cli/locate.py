@@ -28,7 +28,7 @@ import torch
 
 from ninlab.cli.options import add_invert, add_json, add_out, add_run_inputs, add_wide, at_least
 from ninlab.files import wrote
-from ninlab.locate import METHODS, SCORINGS, locate
+from ninlab.locate import METHODS, MIN_SCORE, SCORINGS, locate
 from ninlab.runs import load_run
 from ninlab.runs.inputs import display_image, pick_image, training_look
 from ninlab.terminal import table
@@ -39,8 +39,8 @@ def add_arguments(p) -> None:
     add_run_inputs(p)
     p.add_argument("--image", metavar="PATH", required=True, help="the scene (PNG, JPEG, ...)")
     add_invert(p)
-    p.add_argument("--min-score", type=float, default=0.5, metavar="P",
-                   help="least probability of a window's top class (default 0.5)")  # fmt: skip
+    least = f"least probability of a window's top class (default {MIN_SCORE:g})"
+    p.add_argument("--min-score", type=float, default=MIN_SCORE, metavar="P", help=least)
     p.add_argument("--overlap", type=float, default=0.3, metavar="IOU",
                    help="most overlap (IoU) of two kept windows (default 0.3)")  # fmt: skip
     p.add_argument("--scoring", choices=SCORINGS, default="crops",

@@ -11,6 +11,7 @@ Drawing the detections is `ninlab.viz.locate`'s.
 
 from ninlab.locate.locator import (
     METHODS,
+    MIN_SCORE,
     SCORINGS,
     Detection,
     Located,
@@ -24,6 +25,7 @@ from ninlab.locate.scenes import KINDS, Box, Kind, iou, make_scene, score
 __all__ = [
     "KINDS",
     "METHODS",
+    "MIN_SCORE",
     "SCORINGS",
     "Box",
     "Detection",
