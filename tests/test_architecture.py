@@ -3,6 +3,7 @@ the run directory has one owner, and command-line verbs stay thin. Read from the
 `ast`, nothing is imported."""
 
 import ast
+import subprocess
 import sys
 from itertools import pairwise
 from pathlib import Path
@@ -134,6 +135,16 @@ def test_imports_sit_at_the_top_of_modules():
                         names += [a.name for a in node.names]
                         inner.add((module, names[0]))
     assert inner == LAZY_IMPORTS
+
+
+@pytest.mark.slow
+def test_the_cli_starts_without_the_lazy_imports():
+    """What LAZY_IMPORTS keeps out of the module top stays out of every command's start: a
+    fresh interpreter that imports the CLI has not loaded scipy or onnxruntime."""
+    lazy = sorted({name for _, name in LAZY_IMPORTS})
+    code = f"import sys, ninlab.cli; print([m for m in {lazy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_only_runs_names_the_run_directory_files():

@@ -196,12 +196,13 @@ def drop_specks(on: torch.Tensor, share: float = SPECK) -> torch.Tensor:
     return torch.from_numpy(big[labels])
 
 
-def regions(on: torch.Tensor) -> list[tuple[int, int, int, int]]:
+def regions(on: torch.Tensor, diagonal: bool = True) -> list[tuple[int, int, int, int]]:
     """The boxes (top, left, bottom, right; bottom and right exclusive) of a boolean mask's
-    8-connected regions, largest first."""
+    regions, 8-connected (4-connected without `diagonal`), largest first (the first in raster
+    order on a tie)."""
     from scipy import ndimage
 
-    labels, n = ndimage.label(on.numpy(), structure=np.ones((3, 3)))
+    labels, n = ndimage.label(on.numpy(), structure=np.ones((3, 3)) if diagonal else None)
     if not n:
         return []
     sizes = np.bincount(labels.ravel())[1:]

@@ -44,10 +44,8 @@ import random
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from ninlab.analysis import Field, receptive_field
 from ninlab.analysis.cam import cam_method, class_activation_maps
@@ -327,10 +325,7 @@ def _cam_box(m: torch.Tensor, field: Field, window: Box) -> Box:
 def _largest_region_box(on: torch.Tensor) -> Box:
     """Box of the largest 4-connected region of a boolean H x W mask (the first in raster order
     on a tie)."""
-    labels, n = ndimage.label(on.numpy())  # the default structure: 4-connected
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    rows, cols = ndimage.find_objects(labels)[int(sizes.argmax())]
-    return rows.start, cols.start, rows.stop, cols.stop
+    return regions(on, diagonal=False)[0]
 
 
 @dataclass
