@@ -36,10 +36,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ninlab.analysis.cam import class_activation_map
+from ninlab.analysis.cam import class_activation_map, zhou_box
 from ninlab.data.backdrop import foreground
 from ninlab.locate import KINDS, make_scene
-from ninlab.locate.locator import _cam_box  # Zhou et al.'s box, for comparison only
 from ninlab.locate.scenes import iou
 from ninlab.runs.inputs import file_image, training_look
 
@@ -81,7 +80,7 @@ def measure(run, data, n: int, seed: int, backdrop: str, folder: Path) -> list[d
             boxes = {
                 "unit": cam.box,
                 "peak": (max(own[0], 0), max(own[1], 0), min(own[2], h), min(own[3], w)),
-                "zhou": _cam_box(cam.map.float(), cam.field, (0, 0, h, w)),
+                "zhou": zhou_box(cam.map.float(), cam.field, (0, 0, h, w)),
             }
             for name, box in boxes.items():
                 row[who, name] = iou(box, item.patch), iou(box, item.box)

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from ninlab.cli import main
-from ninlab.locate.locator import _largest_region_box, locate
+from ninlab.data.backdrop import regions
+from ninlab.locate.locator import locate
 from ninlab.locate.scenes import iou, make_scene, object_box
 from ninlab.runs import load_run
 from ninlab.runs.inputs import training_look
@@ -60,11 +61,12 @@ def test_scene_items_and_boxes_by_hand():
     assert int(scene.image.sum()) == 3 * 40 * 200
 
 
-def test_largest_region_is_four_connected():
+def test_regions_without_diagonals_are_four_connected():
     on = torch.zeros(6, 6, dtype=torch.bool)
-    on[0, 0] = on[1, 1] = True  # diagonal: two regions of one pixel
+    on[0, 0] = on[1, 1] = True  # diagonal: two regions of one pixel, or one of two
     on[3:6, 2:5] = True  # 9 pixels
-    assert _largest_region_box(on) == (3, 2, 6, 5)
+    assert regions(on, diagonal=False) == [(3, 2, 6, 5), (0, 0, 1, 1), (1, 1, 2, 2)]
+    assert regions(on) == [(3, 2, 6, 5), (0, 0, 2, 2)]
 
 
 def _bars(n, g):

@@ -38,8 +38,11 @@ from torch import nn
 
 from ninlab.analysis.fields import Field
 from ninlab.analysis.summary import receptive_field
+from ninlab.data.backdrop import regions
 from ninlab.errors import NinlabError
 from ninlab.models import GlobalAvgPool, NiN
+
+CAM_THRESHOLD = 0.2  # zhou_box: of the map scaled to [0, 1] (Zhou et al. 2016)
 
 EXACT_TOL = 1e-5  # |mean(map) - logit| <= EXACT_TOL * max(1, |logit|) counts as equal (float32)
 
@@ -387,3 +390,22 @@ def boxes_shown(cams: list[CAM]) -> bool:
     """Whether a picture of these maps draws their boxes: only when none covers more than
     BOX_MOST of the image."""
     return all(box_share(c) <= BOX_MOST for c in cams)
+
+
+def zhou_box(m: torch.Tensor, field: Field, window: tuple[int, int, int, int]):
+    """Zhou et al.'s box (arXiv:1512.04150) of an h x w class map `m` over `window` (top, left,
+    bottom, right in input pixels; so is the box): the map upsampled to pixels (bilinear, each
+    unit at its field centre) over the window, scaled to [0, 1] there (minimum to maximum, as
+    in their code), thresholded at CAM_THRESHOLD; the box of the largest 4-connected region."""
+    (jr, jc), (top, left, bottom, right) = field.jump, window
+    (r0, c0), rows, cols = field.center(0, 0), torch.arange(top, bottom), torch.arange(left, right)
+    # map coordinates of each pixel, then [-1, 1] for grid_sample (align_corners: -1 = unit 0)
+    u = (rows.float() - r0) / jr / max(m.shape[0] - 1, 1) * 2 - 1
+    v = (cols.float() - c0) / jc / max(m.shape[1] - 1, 1) * 2 - 1
+    grid = torch.stack(torch.meshgrid(v, u, indexing="xy"), -1)[None]  # 1 x H x W x (x, y)
+    up = F.grid_sample(m[None, None], grid, mode="bilinear", padding_mode="border",
+                       align_corners=True)[0, 0]  # fmt: skip
+    up = (up - up.min()) / (up.max() - up.min()).clamp_min(1e-12)
+    on = up >= CAM_THRESHOLD
+    a, b, c, d = regions(on, diagonal=False)[0]  # the first in raster order on a tie
+    return top + a, left + b, top + c, left + d

@@ -45,10 +45,9 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ninlab.analysis import Field, receptive_field
-from ninlab.analysis.cam import cam_method, class_activation_maps
+from ninlab.analysis.cam import cam_method, class_activation_maps, zhou_box
 from ninlab.convert import convolutionalize
 from ninlab.data.backdrop import regions
 from ninlab.data.images import Look, look_from_mean
@@ -59,7 +58,6 @@ from ninlab.runs import Run
 
 METHODS = ("window", "cam", "unit")
 SCORINGS = ("crops", "dense")
-CAM_THRESHOLD = 0.2  # of the map scaled to [0, 1] (Zhou et al. 2016)
 # least top-class probability of a detection: at 0.5, items on noise were found 84.3% (six
 # seeds x 30 scenes of bench/wild_scenes.py); at 0.4 every kind >= 85%, black 0.19 false per scene
 MIN_SCORE = 0.4
@@ -280,7 +278,7 @@ def _boxed(run, kept, cls, best, maps, size) -> list[Detection]:
             m = maps[n, c]
             a, b = divmod(int(m.flatten().argmax()), m.shape[1])
             unit = _clip(_to_scene(field.box(a, b), window, shape[1:]), *size)
-            cam = _to_scene(_cam_box(m, field, (0, 0, *shape[1:])), window, shape[1:])
+            cam = _to_scene(zhou_box(m, field, (0, 0, *shape[1:])), window, shape[1:])
         out.append(Detection(c, float(best[n]), window, cam, unit))
     return out
 
@@ -302,30 +300,6 @@ def _map_field(model, input_shape) -> Field:
 def _clip(box: Box, h: int, w: int) -> Box:
     top, left, bottom, right = box
     return max(top, 0), max(left, 0), min(bottom, h), min(right, w)
-
-
-def _cam_box(m: torch.Tensor, field: Field, window: Box) -> Box:
-    """Zhou et al.'s box: the map upsampled to pixels (bilinear, each unit at its field centre)
-    over the window, scaled to [0, 1] there (minimum to maximum, as in their code), thresholded
-    at 0.2; the box of the largest 4-connected region."""
-    (jr, jc), (top, left, bottom, right) = field.jump, window
-    (r0, c0), rows, cols = field.center(0, 0), torch.arange(top, bottom), torch.arange(left, right)
-    # map coordinates of each pixel, then [-1, 1] for grid_sample (align_corners: -1 = unit 0)
-    u = (rows.float() - r0) / jr / max(m.shape[0] - 1, 1) * 2 - 1
-    v = (cols.float() - c0) / jc / max(m.shape[1] - 1, 1) * 2 - 1
-    grid = torch.stack(torch.meshgrid(v, u, indexing="xy"), -1)[None]  # 1 x H x W x (x, y)
-    up = F.grid_sample(m[None, None], grid, mode="bilinear", padding_mode="border",
-                       align_corners=True)[0, 0]  # fmt: skip
-    up = (up - up.min()) / (up.max() - up.min()).clamp_min(1e-12)
-    on = up >= CAM_THRESHOLD
-    a, b, c, d = _largest_region_box(on)
-    return top + a, left + b, top + c, left + d
-
-
-def _largest_region_box(on: torch.Tensor) -> Box:
-    """Box of the largest 4-connected region of a boolean H x W mask (the first in raster order
-    on a tie)."""
-    return regions(on, diagonal=False)[0]
 
 
 @dataclass
