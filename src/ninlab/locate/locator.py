@@ -127,9 +127,10 @@ def locate(
     level, contrast, share = _target(run, look)
     scene = ground(image[0], level, contrast)
     found = list(dict.fromkeys(square(r, share) for r in regions(scene.mask)))
-    full = measures(scene.mask, found)[0] >= min_fill  # a thin scratch is not an object
+    fill, whole, centred = measures(scene.mask, found)
+    full = fill >= min_fill  # a thin scratch is not an object
     windows = [b for b, f in zip(found, full.tolist(), strict=True) if f]
-    _, whole, centred = measures(scene.mask, windows)
+    whole, centred = whole[full], centred[full]
     dense = _convolutionalized(run.model, run.input_shape)
     probs, maps = torch.zeros(0, len(run.classes)), None
     if windows:
