@@ -10,7 +10,8 @@ recipe into a fresh run directory and prints the wall time (from the start of `t
 loading included) at which the test accuracy, measured after each epoch, first reached 90 to 94%
 and its cost = wall s x R / 1000 (TFLOP at this machine's peak; R is measured again before each
 seed, so a machine that slows down under other work also shows a lower R). Last come the final and
-best accuracy, the training images/s (evaluation excluded) and the training FLOP/s as % of R.
+best accuracy, the training images/s (evaluation excluded) and the training FLOP/s as % of the
+roofline: the bf16 matmul rate when the run trained in bf16, else R (bench/machine.py).
 """
 
 from __future__ import annotations
@@ -20,11 +21,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import describe, matmul_rate, training_images_per_second, training_step_flops
+from machine import (
+    bf16_rate,
+    describe,
+    matmul_rate,
+    roofline,
+    training_images_per_second,
+    training_step_flops,
+)
 
 from ninlab import train as T
 from ninlab.data import epoch_generator, load_dataset
 from ninlab.runs import train_run
+from ninlab.train.distributed import World, device_for, precision_for
 
 THRESHOLDS = (0.90, 0.91, 0.92, 0.93, 0.94)
 
@@ -49,8 +58,9 @@ def flops_per_image(cfg: T.TrainConfig) -> float:
 
 
 def run_seed(seed: int, out: Path, args, flops: float) -> dict:
-    rate = matmul_rate()
+    rate, rate_bf16 = matmul_rate(), bf16_rate()
     cfg = T.resolve(args.recipe, seed=seed, data_dir=args.data_dir, threads=args.threads)
+    precision = precision_for(cfg.precision, device_for(cfg.device, World()))
     t0 = time.perf_counter()
     clock = WallClock(t0)
     history, _ = train_run(cfg, out, progress=False, log=print, callbacks=[clock])
@@ -60,7 +70,8 @@ def run_seed(seed: int, out: Path, args, flops: float) -> dict:
         hit = next((i for i, r in enumerate(history) if r["test_acc"] >= thr), None)
         reached[thr] = None if hit is None else (clock.at_epoch_end[hit], hit + 1)
     img_s = training_images_per_second(history)
-    print(f"seed {seed}: R = {rate:.0f} GFLOP/s before the run; {wall:.0f} s in all")
+    print(f"seed {seed}: R = {rate:.0f}, bf16 {rate_bf16:.1f} GFLOP/s before the run; trained "
+          f"in {precision}; {wall:.0f} s in all")  # fmt: skip
     return {
         "seed": seed,
         "rate": rate,
@@ -68,14 +79,15 @@ def run_seed(seed: int, out: Path, args, flops: float) -> dict:
         "final": history[-1]["test_acc"],
         "best": max(r["test_acc"] for r in history),
         "img_s": img_s,
-        "of_r": img_s * flops / (rate * 1e9),
+        "precision": precision,
+        "of_r": img_s * flops / (roofline(precision, rate, rate_bf16) * 1e9),
         "wall": wall,
     }
 
 
 def table(results: list[dict]) -> str:
     head = "seed     R " + " ".join(f"{int(100 * t)}%".rjust(13) for t in THRESHOLDS)
-    lines = [head + "   final    best   img/s  % of R  total s  cost"]
+    lines = [head + "   final    best   img/s  % of roof  total s  cost"]
     for r in results:
         cells = []
         for thr in THRESHOLDS:
@@ -84,8 +96,8 @@ def table(results: list[dict]) -> str:
             cells.append(cell.rjust(13))
         lines.append(
             f"{r['seed']:>4} {r['rate']:5.0f} " + " ".join(cells) + f"  {100 * r['final']:6.2f}% "
-            f"{100 * r['best']:6.2f}% {r['img_s']:7,.0f} {100 * r['of_r']:6.0f}% "
-            f"{r['wall']:8.0f} {r['wall'] * r['rate'] / 1000:5.0f}"
+            f"{100 * r['best']:6.2f}% {r['img_s']:7,.0f} {100 * r['of_r']:5.0f}% "
+            f"{r['precision']:>4} {r['wall']:8.0f} {r['wall'] * r['rate'] / 1000:5.0f}"
         )
     return "\n".join(lines)
 
@@ -117,7 +129,7 @@ def main() -> None:
         f"final accuracy over {len(results)} seed(s): mean {sum(finals) / len(finals):.2f}%, "
         f"min {min(finals):.2f}%, max {max(finals):.2f}%; {to93}; training at "
         f"{min(r['of_r'] for r in results) * 100:.0f}-{max(r['of_r'] for r in results) * 100:.0f}"
-        "% of R"
+        "% of the roofline (R in fp32, the bf16 rate in bf16)"
     )
 
 
