@@ -1,8 +1,9 @@
 """This machine's fp32 and bf16 matrix-multiply rates, and the FLOP of a training step, measured
 in the calling process.
 
-R (GFLOP/s) is the best of `repeats` products of two 2048 x 2048 float32 matrices on all of
-torch's threads (2 * 2048^3 FLOP each). Benchmarks print it and state a cost as
+R (GFLOP/s) is the best of ten products of two 2048 x 2048 float32 matrices on all of torch's
+threads (2 * 2048^3 FLOP each), measured by `ninlab.train.machine.matmul_rate`, as `ninlab
+profile` measures its peak. Benchmarks print it and state a cost as
 wall seconds x R / 1000: TFLOP at this machine's peak, a figure that travels between machines
 better than seconds do. The bf16 rate, measured the same way, is the roofline of a step trained
 in bf16 autocast; where the processor has no bf16 units (no AVX512-BF16 or AMX) torch emulates
@@ -13,7 +14,6 @@ roofline instead (`roofline`).
 from __future__ import annotations
 
 import platform
-import time
 
 import torch
 import torch.nn.functional as F
@@ -21,19 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ninlab.train.distributed import native_bf16
-
-
-def matmul_rate(n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
-    """Best matmul rate in GFLOP/s of n x n products in `dtype` on the CPU, all threads."""
-    g = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(n, n, generator=g).to(dtype) for _ in range(2))
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
+from ninlab.train.machine import matmul_rate, peak_rate  # noqa: F401 (the benches import R from here)
 
 
 def bf16_native() -> bool:
@@ -44,9 +32,7 @@ def bf16_native() -> bool:
 def bf16_rate() -> float:
     """Best bf16 matmul rate in GFLOP/s: as R where bf16 is native; where it is emulated, of three
     512 x 512 products (a 2048 x 2048 one would take about a minute there)."""
-    if bf16_native():
-        return matmul_rate(dtype=torch.bfloat16)
-    return matmul_rate(512, 3, torch.bfloat16)
+    return peak_rate("bf16")
 
 
 def roofline(precision: str, rate: float, rate_bf16: float) -> float:

@@ -73,7 +73,12 @@ def _cases():
 
     def add(id_, words, command, needs=None, marks=()):
         argv = command.split()
-        if argv[0] not in ("models", "summary", "compare"):  # the tiny data set, never a download
+        if argv[0] not in (
+            "models",
+            "summary",
+            "compare",
+            "profile",
+        ):  # the tiny data set, never a download
             argv += ["--data-dir", "{data}"]
         c.append(pytest.param(argv, words, needs, id=id_, marks=marks))
 
@@ -106,6 +111,10 @@ def _cases():
     add("summary-unknown-model", "unknown model 'nope'", "summary nope")
     add("summary-missing-file", "is not a file", "summary {missing}/net.py:f")
     add("summary-num-classes-below-one", "at least 1 (got -3)", "summary nin_fast --num-classes -3")
+    add("profile-unknown-model", "unknown model 'nope'", "profile nope")
+    add("profile-missing-run", "does not exist", "profile {missing}")
+    add("profile-run-without-weights", "has no weights", "profile {noweights}")
+    add("profile-num-classes-below-one", "at least 1 (got 0)", "profile nin_fast --num-classes 0")
     add("models-num-classes-below-one", "at least 1 (got 0)", "models --num-classes 0")
     add("convert-unknown-model", "unknown model 'nope'", "convert --model nope --out {outs}/c.st")
     add("cam-unknown-class", "--class 'Shoe' is not a class", "cam {run} --index 0 --class Shoe")

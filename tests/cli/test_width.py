@@ -38,6 +38,7 @@ CASES = [
     ("summary nin_seed", "features.block1.conv"),
     ("summary refnets.py:googlenet --input 3x96x96", "(--wide adds"),
     ("compare", "387,072"),
+    ("profile nin_fast --batch-size 8 --steps 1 --out p.png", "all layers"),
     ("data fashion-mnist --data-dir data", "Ankle boot"),
     ("data shapes", "circle/broken.png"),
     ("eval run", "confusion matrix"),

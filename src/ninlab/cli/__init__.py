@@ -34,6 +34,7 @@ VERBS = {
     "models": "models",
     "data": "data",
     "summary": "summary",
+    "profile": "profile",
     "compare": "compare",
     "claims": "claims",
     "convert": "convert",
