@@ -17,6 +17,7 @@ roofline: the bf16 matmul rate when the run trained in bf16, else R (bench/machi
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -82,6 +83,11 @@ def run_seed(seed: int, out: Path, args, flops: float) -> dict:
         "precision": precision,
         "of_r": img_s * flops / (roofline(precision, rate, rate_bf16) * 1e9),
         "wall": wall,
+        "recipe": args.recipe,
+        "rate_bf16": rate_bf16,
+        "epochs": [  # (wall s at the epoch's end, test accuracy): bench/accuracy_cost.py draws them
+            [t, r["test_acc"]] for t, r in zip(clock.at_epoch_end, history, strict=True)
+        ],
     }
 
 
@@ -108,7 +114,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--data-dir", help="where the Fashion-MNIST files are (default: usual places)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
-    p.add_argument("--out", help="keep the run directories here (default: a temporary folder)")
+    p.add_argument("--out", help="keep the run directories and results.json here (default: a "
+                   "temporary folder)")  # fmt: skip
     args = p.parse_args()
     cfg = T.resolve(args.recipe, data_dir=args.data_dir, threads=args.threads)
     print(describe(matmul_rate()))
@@ -118,6 +125,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
         results = [run_seed(s, root / f"seed{s}", args, flops) for s in args.seeds]
+        if args.out:
+            saved = root / "results.json"
+            saved.write_text(json.dumps({"recipe": args.recipe, "seeds": results}, indent=1))
+            print(f"wrote {saved} (bench/accuracy_cost.py draws it)")
     print("\nwall time (s) and cost (wall s x R / 1000) at which test accuracy first reached:")
     print(table(results))
     finals = [100 * r["final"] for r in results]

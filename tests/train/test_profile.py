@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ninlab.analysis import summary
+from ninlab.errors import NinlabError
 from ninlab.models import create_model, load_model
 from ninlab.models.layers import GlobalAvgPool
 from ninlab.train import profile as P
@@ -103,3 +104,9 @@ def test_any_model_summary_takes(spec, size):
     assert p.layers and all(lay.seconds > 0 for lay in p.layers if lay.flops)
     text = p.table(80)
     assert "all layers" in text and "step: " in text and "1x1" in text
+
+
+def test_a_model_without_trainable_parameters_is_refused():
+    net = tiny().requires_grad_(False)
+    with pytest.raises(NinlabError, match="has no trainable parameters"):
+        P.profile(net, batch=2, steps=1)

@@ -335,7 +335,7 @@ def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path, data_dir):
         (["train", "--epochs", "0"], "--epochs must be at least 1"),
         (["train", "--lr", "-0.1"], "--lr must be positive"),
         (["train", "--device", "tpu"], "unknown device 'tpu'"),
-        (["train", "--recipe", "fastest"], "unknown recipe 'fastest'; choose one of fast, d2l, "),
+        (["train", "--recipe", "fastest"], "unknown recipe 'fastest'; choose one of fast, best, "),
         (["train", "--model", "resnet"], "unknown model 'resnet'"),
     ],
 )

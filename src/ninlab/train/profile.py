@@ -38,6 +38,7 @@ from torch.profiler import ProfilerActivity
 from torch.profiler import profile as torch_profile
 
 from ninlab.analysis import summary
+from ninlab.errors import NinlabError
 from ninlab.terminal import WIDTH, table, wrap
 from ninlab.train.config import TrainConfig
 from ninlab.train.distributed import autocast, precision_for
@@ -324,13 +325,13 @@ class _Ranges:
             h.remove()
 
 
-def _loss(out) -> torch.Tensor:
+def _loss(out, smoothing: float) -> torch.Tensor:
     """Cross-entropy against fixed labels for logits (N, classes); else the output's mean (what a
     feature extractor or a block gives back), which reaches every parameter as well."""
     out = _tensors(out)[0]
     if out.dim() == 2:
         labels = torch.arange(len(out), device=out.device) % out.shape[1]
-        return F.cross_entropy(out.float(), labels, label_smoothing=0.1)
+        return F.cross_entropy(out.float(), labels, label_smoothing=smoothing)
     return out.float().mean()
 
 
@@ -351,23 +352,25 @@ def profile(
     device = torch.device("cpu")
     precision = precision_for(precision, device)
     s = summary(model, input_size)
-    net = copy.deepcopy(model).train()
+    net = copy.deepcopy(model).cpu().train()
     if channels_last:
         net.to(memory_format=torch.channels_last)
     peak, bandwidth = peak_rate(precision), copy_rate()
     x = torch.randn(batch, *s.input_size, generator=torch.Generator().manual_seed(0))
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = make_optimizer(net, config or TrainConfig()) if params else None
+    if not any(p.requires_grad for p in net.parameters()):
+        raise NinlabError(f"{s.model} has no trainable parameters, so it has no training step "
+                          "to profile.")  # fmt: skip
+    cfg = config or TrainConfig()
+    opt = make_optimizer(net, cfg)
 
     def step():
         with autocast(precision, device):
-            loss = _loss(net(x))
+            loss = _loss(net(x), cfg.label_smoothing)
         loss.backward()
-        if opt is not None:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
 
     ranges = _Ranges(net)
     walls: list[float] = []
