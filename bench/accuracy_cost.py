@@ -17,9 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from matplotlib.ticker import FuncFormatter
-
-from ninlab.plotting import figure, save_png
+from ninlab.plotting import figure, plain_log_ticks, save_png
 
 FONT = 9
 GOALS = ((12, 93.0, "fast goal: 93% by cost 12"), (400, 95.0, "best goal: 95% by cost 400"))
@@ -58,10 +56,7 @@ def draw(results: list[dict]):
         ax.annotate(text, (cost, acc), xytext=(-8 if right else 8, 6), textcoords="offset points",
                     fontsize=FONT, ha="right" if right else "left")  # fmt: skip
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(
-        FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else "")
-    )
+    plain_log_ticks(ax.xaxis)
     ax.set_xlabel("cost: wall s x R / 1000 (TFLOP at this machine's fp32 matmul rate)",
                   fontsize=FONT)  # fmt: skip
     ax.set_ylabel("test accuracy after the epoch (%)", fontsize=FONT)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.ticker import FuncFormatter
 
 from ninlab.files import write_bytes
 
@@ -45,3 +46,9 @@ def smallest_text_px(fig: Figure, dpi: int = 100) -> float | None:
         if t.get_visible() and t.get_text().strip() and t.get_figure() is not None
     ]
     return min(sizes) * dpi / 72 if sizes else None
+
+
+def plain_log_ticks(axis) -> None:
+    """Label a log axis in plain numbers (20, 50, 100, not 2 x 10^1), minor ticks at 2 and 5."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))

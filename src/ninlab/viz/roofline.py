@@ -11,9 +11,8 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-from matplotlib.ticker import FuncFormatter
 
-from ninlab.plotting import figure, save_png
+from ninlab.plotting import figure, plain_log_ticks, save_png
 from ninlab.train.profile import LayerProfile, Profile
 
 FONT = 9  # points: the smallest text of the figure
@@ -50,11 +49,8 @@ def draw_roofline(ax, p: Profile, worst: int = 3) -> None:
         ax.plot([], [], " ", label=f"{k}: {lay.name} ({share:.0f}% of its roof)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        axis.set_minor_formatter(
-            FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else "")
-        )
+    plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("arithmetic intensity (FLOP per byte, bytes a lower bound)", fontsize=FONT)
     ax.set_ylabel(f"achieved GFLOP/s ({p.precision})", fontsize=FONT)
     ax.tick_params(labelsize=FONT)
