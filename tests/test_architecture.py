@@ -35,12 +35,15 @@ LAYERS = [
     ("locate", ("ninlab.locate",)),
     ("claims", ("ninlab.claims",)),
     ("viz", ("ninlab.viz",)),
+    ("explore", ("ninlab.explore",)),
     ("cli", ("ninlab.cli",)),
     ("top", ("ninlab", "ninlab.__main__")),
 ]  # fmt: skip
 LAZY_IMPORTS = {
     ("ninlab.convert.export", "onnxruntime"),  # optional: ninlab[onnx]
     ("ninlab.data.backdrop", "scipy"),  # 0.4 s after torch; only photos and scenes need it
+    ("ninlab.explore.server", "uvicorn"),  # optional: ninlab[explore]
+    ("ninlab.explore.server", "ninlab.explore.app"),  # Starlette, optional: ninlab[explore]
 }
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "checkpoint.pt", "best.safetensors",
              "final.safetensors", "curves.png", "confusion.png")  # fmt: skip

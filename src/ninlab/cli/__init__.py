@@ -44,6 +44,7 @@ VERBS = {
     "cam": "cam",
     "locate": "locate",
     "report": "report",
+    "explore": "explore",
 }
 
 

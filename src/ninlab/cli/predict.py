@@ -21,6 +21,7 @@ from ninlab.cli.options import add_preparation, add_run_inputs, add_show
 from ninlab.errors import NinlabError
 from ninlab.runs import load_run
 from ninlab.runs.inputs import input_path, pick_images, save_input
+from ninlab.runs.run import PROBABILITIES
 
 
 def add_arguments(p) -> None:
@@ -47,12 +48,5 @@ def run(args) -> int:
         if args.show:
             shown = input_path(args.show, one.tag, many=len(picked) > 1)
             print(f"wrote {save_input(one.image, shown)}")
-    print(TTA[run.config.tta_flip])
+    print(PROBABILITIES[bool(run.config.tta_flip)])
     return 0
-
-
-# every probability says how it was made (eval and the report make them the same way)
-TTA = {
-    False: "(probabilities of one forward pass, as ninlab eval makes them)",
-    True: "(probabilities of each image and its mirror averaged: test-time flip, as in eval)",
-}

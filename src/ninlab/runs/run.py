@@ -26,6 +26,12 @@ from ninlab.runs.store import (
 )
 from ninlab.train import TrainConfig, predict_logits, to_input
 
+# what the probabilities of `Run.probabilities` are, in words (predict and explore say it)
+PROBABILITIES = {
+    False: "(probabilities of one forward pass, as ninlab eval makes them)",
+    True: "(probabilities of each image and its mirror averaged: test-time flip, as in eval)",
+}
+
 
 @dataclass
 class Run:
