@@ -1,6 +1,6 @@
 """Latency of each interaction of `ninlab explore`, over HTTP, against the 300 ms goal.
 
-    python bench/explore.py RUN_DIR [--repeats 50]
+    python bench/explore.py RUN_DIR [--repeats 50] [--screenshots DIR]
 
 Starts `ninlab explore RUN_DIR --port 0` as a user would (its own process, torch's threads), then
 times each interaction as the page makes it, request after request on a fresh connection, from
@@ -16,6 +16,8 @@ the first byte sent to the last byte of the last answer:
   sample scene     a 112 px scene of three test images, located (no goal: a new scene)
 Prints R and the bf16 rate (bench/machine.py), then the median and 95th percentile of each over
 --repeats, their cost (median s x R / 1000), and whether the median meets the goal.
+--screenshots DIR then writes explore-VIEW.png of each view at 1400 px (and explore-picture-420.png)
+in Debian's Chromium through Playwright: the pictures of docs/explore.md.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import sys
 import time
 import urllib.request
 from functools import partial
+from pathlib import Path
 
 from machine import describe, matmul_rate
 from PIL import Image
@@ -60,6 +63,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--repeats", type=int, default=50)
+    p.add_argument("--screenshots", metavar="DIR", help="write a screenshot of each view here")
     args = p.parse_args()
     rate = matmul_rate()
     print(describe(rate))
@@ -72,6 +76,8 @@ def main() -> None:
             sys.exit(f"ninlab explore did not start: {line}{proc.stderr.read()}")
         url = found.group(0)
         times = measure(url, args.repeats)
+        if args.screenshots:
+            shots = screenshots(url, Path(args.screenshots))
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
@@ -85,6 +91,8 @@ def main() -> None:
             + ("" if p95 <= GOAL_MS else " (p95 over)"))  # fmt: skip
         print(f"{name:<16} {median:8.1f} {p95:8.1f} {median / 1000 * rate / 1000:10.5f}  {goal}")
     print("\ncost = median s x R / 1000 (TFLOP at this machine's fp32 peak)")
+    if args.screenshots:
+        print("\n".join(f"wrote {path}" for path in shots))
 
 
 def measure(url: str, repeats: int) -> dict[str, list[float]]:
@@ -133,6 +141,47 @@ def measure(url: str, repeats: int) -> dict[str, list[float]]:
         times["unit click"].append(timed(call, at, f"/unit?{q}"))
         times["sample scene"].append(timed(post_json, url, "api/sample-scene", {"seed": k}))
     return times
+
+
+def screenshots(url: str, out: Path) -> list[Path]:
+    """A screenshot of each view (Picture with another class's map, Units with a unit of the
+    layer two thirds of the way down clicked, Scene with a sample scene, Model) at 1400 px, and
+    Picture at 420."""
+    from playwright.sync_api import sync_playwright  # only for --screenshots
+
+    out.mkdir(parents=True, exist_ok=True)
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    written = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        for width in (1400, 420):
+            page = browser.new_page(viewport={"width": width, "height": 760})
+            page.goto(url)
+            page.wait_for_selector("body[data-ready=yes]")
+            page.fill("#test-index", "12")
+            page.click("#by-index button")
+            page.wait_for_selector("body[data-busy='0']")
+            page.click("#top5 li:nth-child(2) button")
+            page.wait_for_selector("body[data-busy='0']")
+            views = ("picture", "units", "scene", "model") if width == 1400 else ("picture",)
+            for view in views:
+                page.click(f"nav button[data-view={view}]")
+                if view == "units":
+                    layers = [x["name"] for x in page.evaluate("state.about.layers")]
+                    page.select_option("#layer", layers[2 * len(layers) // 3])  # a deep one
+                    page.wait_for_selector("body[data-busy='0']")
+                    grid = page.locator("#grid")
+                    scale = grid.evaluate("g => g.clientWidth / g.naturalWidth")
+                    grid.click(position={"x": 3.5 * scale, "y": 2.5 * scale})
+                if view == "scene":
+                    page.click("#sample-scene")
+                page.wait_for_selector("body[data-busy='0']")
+                name = f"explore-{view}{'' if width == 1400 else f'-{width}'}.png"
+                page.screenshot(path=out / name, full_page=view != "model")
+                written.append(out / name)
+        browser.close()
+    return written
 
 
 def encoded(img: Image.Image, fmt: str) -> bytes:

@@ -94,7 +94,7 @@ async function showMap(c) {
     overlay.src = m.png;
     const e = m.extent;
     place(overlay, [e.top, e.left, e.top + e.height, e.left + e.width], [h, w]);
-    overlay.hidden = false;
+    overlay.hidden = !$("#show-map").checked;
     const box = $("#picture-stage .box");
     place(box, m.box, [h, w]);
     box.dataset.box = m.box.join(",");
@@ -123,8 +123,9 @@ async function showLayer() {
     const field = L.field ? `field ${L.field.size.join("x")}, jump ${L.field.jump.join("x")}, ` +
                             `start ${L.field.start.join(",")} px` : `no single window: ${L.why}`;
     const shown = L.order.length < c ? `${L.order.length} strongest of ${c}` : `all ${c}`;
+    const tiles = L.class_maps ? ` Tiles: ${L.order.map((k) => state.about.classes[k]).join(", ")}.` : "";
     $("#layer-head").textContent = `${L.name} (${L.type}) ${c}x${h}x${w}: ${shown} channels, ` +
-                                   `strongest first; ${field}`;
+                                   `strongest first; ${field}.${tiles}`;
     colourBar($("#grid-bar"), state.about.colours.features, L.lo, L.hi);
     $("#cell-mark").hidden = true;
   } catch (e) {
@@ -303,6 +304,12 @@ async function start() {
   $("#sample-scene").onclick = () => busyWhile(showScene(postJSON("/api/sample-scene", { seed: state.seed++ })));
   $("#layer").onchange = () => busyWhile(showLayer());
   $("#grid").onclick = (e) => busyWhile(clickUnit(e));
+  $("#grid").onmousemove = (e) => {
+    const at = state.layer && unitAt(e);
+    const name = at && state.layer.class_maps ? ` (${state.about.classes[at.channel]})` : "";
+    e.target.title = at ? `channel ${at.channel}${name}, unit (${at.i}, ${at.j})` : "";
+  };
+  $("#show-map").onchange = (e) => { $("#picture-stage img.overlay").hidden = !e.target.checked; };
   if (a.test_images) await busyWhile(showPicture(postJSON("/api/test-picture", { index: 0 })));
   document.body.dataset.busy = busy;
   document.body.dataset.ready = "yes";
