@@ -87,6 +87,14 @@ def _cases():
         add(f"{verb}-missing-run", "does not exist", f"{verb} {{missing}} {good}")
         add(f"{verb}-run-without-weights", "has no weights", f"{verb} {{noweights}} {good}")
     add("claims-missing-run", "does not exist", "claims --run {missing} --limit 4")
+    add("explore-missing-run", "does not exist", "explore {missing} --port 0")
+    add("explore-run-without-weights", "has no weights", "explore {noweights} --port 0")
+    add("explore-port-over-65535", "--port 70000 is not a TCP port", "explore {run} --port 70000")
+    add(
+        "explore-host-not-here",
+        "cannot listen on 192.0.2.1:0 (Cannot assign requested address)",
+        "explore {run} --host 192.0.2.1 --port 0",
+    )  # TEST-NET-1: an address of no machine here
     add("train-resume-missing-run", "does not exist", "train --resume {missing}")
     add("train-out-is-a-run", "already holds a run", "train --out {run} --epochs 1")
 

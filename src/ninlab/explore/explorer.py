@@ -43,7 +43,7 @@ from ninlab.viz.raster import colour_png, colour_stops, display_png, pixels_png
 MIN_SIDE = 8  # px: a picture with a shorter side shows nothing a model can classify
 MAX_CHANNELS = 32  # channels of a layer shown, strongest first (as `ninlab features`)
 BUDGET = 256 * 2**20  # bytes of maps kept for all pictures together
-SCENE_SIDE = 112  # px of a sample scene (4 training images across, as bench/wild_scenes.py)
+SCENE_SIDES = 4  # training images across a sample scene (112 px at 28, as bench/wild_scenes.py)
 
 
 @dataclass
@@ -297,11 +297,12 @@ class Explorer:
             return self._located(picked.image, name, prep.line(name))
 
     def sample_scene(self, seed: int) -> dict:
-        """A scene of three test images on black (`ninlab.locate.scenes.make_scene`), and its
-        detections."""
+        """A scene SCENE_SIDES training images across, of three test images on black
+        (`ninlab.locate.scenes.make_scene`), and its detections."""
         if self.data is None:
             raise NinlabError("the run's data set cannot be read here; upload a scene.")
-        scene = make_scene(self.data.test_images, self.data.test_labels, 3, SCENE_SIDE,
+        side = SCENE_SIDES * self.data.test_images.shape[-1]
+        scene = make_scene(self.data.test_images, self.data.test_labels, 3, side,
                            random.Random(seed))  # fmt: skip
         truth = ", ".join(self.run.classes[self.data.test_labels[it.index]] for it in scene.items)
         with self._lock:

@@ -9,6 +9,7 @@ Starlette and uvicorn are the `explore` extra, imported here only when a server 
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import signal
 import socket
@@ -43,19 +44,21 @@ def explorer_for(run_dir: str | Path, weights: str = "best", data_dir=None, log=
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port, or one sentence on why not."""
+    if not 0 <= port <= 65535:
+        raise NinlabError(f"--port {port} is not a TCP port; give 1 to 65535, or 0 for any free "
+                          "one.")  # fmt: skip
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except (OSError, OverflowError) as e:  # OverflowError: a port over 65535
+    except OSError as e:
         sock.close()
-        if getattr(e, "errno", None) == 98:  # EADDRINUSE
+        if e.errno == errno.EADDRINUSE:
             raise NinlabError(f"port {port} on {host} is in use; pass another --port, or --port "
                               "0 for any free one.") from None  # fmt: skip
-        why = getattr(e, "strerror", None) or e
-        raise NinlabError(f"cannot listen on {host}:{port} ({why}); pass another --host or "
-                          "--port.") from None  # fmt: skip
+        raise NinlabError(f"cannot listen on {host}:{port} ({e.strerror or e}); pass another "
+                          "--host or --port.") from None  # fmt: skip
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -84,13 +87,13 @@ def serve(
     except ModuleNotFoundError as e:
         raise NinlabError(f"ninlab explore needs {e.name}, which the explore extra installs: "
                           f"{EXTRA}.") from None  # fmt: skip
+    sock = bind(host, port)
     if not is_loopback(host):
         print(
             f"ninlab: warning: --host {host} lets other machines reach the page, which has no "
             "login: anyone who reaches it can see the run and send pictures.",
             file=sys.stderr,
         )
-    sock = bind(host, port)
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         explorer = explorer_for(run_dir, weights, data_dir, log)
