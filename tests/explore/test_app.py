@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 from starlette.testclient import TestClient
 
@@ -20,16 +19,10 @@ from ninlab.explore import app as app_module
 from ninlab.explore import explorer_for, serve
 from ninlab.explore.app import make_app
 
-from ..conftest import make_idx_dataset, make_run_dir
-
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("explore-app")
-    make_idx_dataset(root / "data" / "fashion-mnist", n_train=60, n_test=20)
-    torch.manual_seed(0)
-    make_run_dir(root / "run", data_dir=str(root / "data"))
-    return root / "run"
+def run_dir(small_run):
+    return small_run / "run"
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,9 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from PIL import Image
 
 from ninlab.data import load_dataset
-
-from ..conftest import make_idx_dataset, make_run_dir
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # as root in a closed network: no sandbox, no GPU, no background connections
@@ -35,13 +32,10 @@ def ninlab(*argv) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """`ninlab explore` on a small run (untrained nin_fast, 20 random test images): its URL,
-    the run directory and the data folder; stopped with Ctrl-C at the end."""
-    root = tmp_path_factory.mktemp("browser")
-    make_idx_dataset(root / "data" / "fashion-mnist", n_train=60, n_test=20)
-    torch.manual_seed(0)
-    make_run_dir(root / "run", data_dir=str(root / "data"))
+def served(small_run):
+    """`ninlab explore` on a small run (untrained nin_fast, 20 random test images): its URL and
+    the folder of the run and its data; stopped with Ctrl-C at the end."""
+    root = small_run
     proc = subprocess.Popen([sys.executable, "-m", "ninlab", "explore", str(root / "run"),
                              "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip

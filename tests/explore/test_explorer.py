@@ -15,16 +15,11 @@ from ninlab.explore import Explorer, explorer
 from ninlab.runs import Run, load_run
 from ninlab.runs.inputs import pick_images
 
-from ..conftest import make_idx_dataset, make_run_dir
-
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A run of untrained nin_fast weights and a small random Fashion-MNIST for it."""
-    root = tmp_path_factory.mktemp("explore")
-    make_idx_dataset(root / "data" / "fashion-mnist", n_train=60, n_test=20)
-    torch.manual_seed(0)
-    make_run_dir(root / "run", data_dir=str(root / "data"))
+def world(small_run):
+    """The small run, loaded, and an Explorer of it."""
+    root = small_run
     run = load_run(root / "run")
     return root, run, Explorer(run, run.dataset())
 

@@ -16,6 +16,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from ninlab.errors import NinlabError
@@ -76,10 +77,12 @@ def serve(
     port: int = DEFAULT_PORT,
     weights: str = "best",
     data_dir=None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the live page of a run until Ctrl-C (or SIGTERM); the address goes to `log` once
-    the page answers."""
+    """Serve the live page of a run until Ctrl-C (or SIGTERM). The address goes to `log`
+    (default: stdout, flushed, for a program that reads it through a pipe) once the run is
+    loaded; the socket listens already, so a request made then waits for uvicorn to take it."""
+    log = log or partial(print, flush=True)
     try:
         import uvicorn
 
