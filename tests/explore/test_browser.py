@@ -123,7 +123,7 @@ def test_the_top_class_is_predicts_and_a_units_box_is_the_summarys(served, brows
     assert page.errors == []
 
 
-def test_an_empty_file_gets_its_message(served, browser):
+def test_an_empty_file_gets_its_message(served, browser, tmp_path):
     url, _ = served
     page = open_page(browser, url, 1400)
     upload(page, "#picture-file", name="empty.png", data=b"")
@@ -132,6 +132,14 @@ def test_an_empty_file_gets_its_message(served, browser):
     assert message.text_content() == "empty.png is not a readable image: the file is empty."
     assert page.errors == ["Failed to load resource: the server responded with a status of 400 "
                            "(Bad Request)"]  # the refusal itself, and no script error  # fmt: skip
+    # over the upload limit (32 MB): refused by the page itself, before a byte is sent
+    huge = tmp_path / "huge.png"
+    with open(huge, "wb") as f:
+        f.truncate(33 * 2**20)  # sparse: read by the browser from disk, not sent through
+    upload(page, "#picture-file", path=str(huge))
+    assert message.text_content() == ("huge.png is 33.0 MB, over the 32.0 MB the page takes; make "
+                                      "it smaller first.")  # fmt: skip
+    assert len(page.errors) == 1
 
 
 def test_two_tabs_keep_their_own_pictures(served, browser):

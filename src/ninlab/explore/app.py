@@ -39,8 +39,8 @@ def make_app(explorer: Explorer, folder: Path) -> Starlette:
     async def page(request: Request):
         return FileResponse(STATIC / "index.html")
 
-    def about(request: Request):
-        return JSONResponse(explorer.about())
+    def about(request: Request):  # with the limit, so that the page refuses a file unsent
+        return JSONResponse({**explorer.about(), "upload_limit": UPLOAD_LIMIT})
 
     def model(request: Request):
         return JSONResponse(explorer.model())

@@ -99,7 +99,6 @@ class Explorer:
             "test_images": n,
             "probabilities": PROBABILITIES[bool(cfg.tta_flip)],
             "colours": {"map": colour_stops("jet"), "features": colour_stops("viridis")},
-            "min_side": MIN_SIDE,
         }
 
     def model(self) -> dict:

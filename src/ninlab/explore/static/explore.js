@@ -27,6 +27,12 @@ function say(id, error) {
 }
 
 function upload(path, file) {
+  const limit = state.about.upload_limit;
+  if (file.size > limit) {
+    const mb = (n) => (n / 2 ** 20).toFixed(1);
+    return Promise.reject(new Error(`${file.name} is ${mb(file.size)} MB, over the ${mb(limit)} MB ` +
+                                    "the page takes; make it smaller first."));
+  }
   return api(path, { method: "POST", body: file,
                      headers: { "X-Filename": encodeURIComponent(file.name || "upload") } });
 }
