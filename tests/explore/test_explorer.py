@@ -1,8 +1,6 @@
 """The live page's computing (ninlab.explore.explorer), without a server: the numbers each view
 shows, checked by hand against the summary's fields, the class map's mean and predict."""
 
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,8 @@ from ninlab.errors import NinlabError
 from ninlab.explore import Explorer, explorer
 from ninlab.runs import Run, load_run
 from ninlab.runs.inputs import pick_images
+
+from ..data.test_bombs import png
 
 
 @pytest.fixture(scope="module")
@@ -98,18 +98,6 @@ def test_a_test_image_by_class_counts_round(world):
     names = [ex.test_picture(class_name="bag", nth=k)["name"] for k in range(3)]
     assert names == ["test image 8", "test image 18", "test image 8"]
     assert ex.test_picture(index=8)["truth"] == "Bag"
-
-
-def png(w: int, h: int, idat: bytes | None = None) -> bytes:
-    """An 8-bit grey PNG of w x h whose pixels are zeros (or `idat`)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    idat = zlib.compress(bytes((1 + w) * h), 1) if idat is None else idat
-    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-    return b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(

@@ -4,19 +4,25 @@ that holds the class maps, and the classes whose maps are strongest (drawn by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 
 @torch.no_grad()
-def stage_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Output of every stage in `model.stage_names` for input x (N, C, H, W), in forward order."""
+def stage_outputs(
+    model: nn.Module, x: torch.Tensor, names: Sequence[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Output of every stage in `model.stage_names` (or of the modules named in `names`) for
+    input x (N, C, H, W), in forward order; one forward pass. Each output is copied as it is
+    made, so a later in-place ReLU does not change a batch norm's."""
     outputs: dict[str, torch.Tensor] = {}
     hooks = [
         model.get_submodule(name).register_forward_hook(
-            lambda m, i, o, name=name: outputs.__setitem__(name, o.detach())
+            lambda m, i, o, name=name: outputs.__setitem__(name, o.detach().clone())
         )
-        for name in model.stage_names
+        for name in (model.stage_names if names is None else names)
     ]
     was_training = model.training
     model.eval()

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ninlab.analysis.cam import CAM, cam_method, class_activation_map
+from ninlab.analysis.stages import stage_outputs
 from ninlab.analysis.summary import Summary, summary
 from ninlab.data import Dataset
 from ninlab.data.images import UnreadableImage
@@ -34,9 +35,9 @@ from ninlab.errors import NinlabError
 from ninlab.locate import MIN_SCORE, locate
 from ninlab.locate.scenes import make_scene
 from ninlab.runs import Run
-from ninlab.runs.inputs import class_index, display_image, file_image, training_look
+from ninlab.runs.inputs import Picked, class_index, display_image, file_image, training_look
 from ninlab.runs.run import PROBABILITIES
-from ninlab.viz.features import channel_grid
+from ninlab.viz.features import channel_grid, value_range
 from ninlab.viz.page import data_uri
 from ninlab.viz.raster import colour_png, colour_stops, display_png, pixels_png
 
@@ -162,12 +163,7 @@ class Explorer:
     def file_picture(self, path: str | Path, name: str) -> dict:
         """An image file made like a training image, exactly as `ninlab predict` makes it; errors
         name the file as `name` (the upload's name), not the private path it was saved to."""
-        try:
-            picked = file_image(self.run, path, look=self.look)
-        except UnreadableImage as e:
-            raise NinlabError(f"{name} is not a readable image: {e.why}.") from None
-        except NinlabError as e:
-            raise NinlabError(str(e).replace(str(path), name)) from None
+        picked = self._read(path, name, look=self.look)
         w, h = picked.prep.size
         if min(w, h) < MIN_SIDE:
             raise NinlabError(f"{name} is {w}x{h} px, too small to show anything; give a picture "
@@ -224,15 +220,13 @@ class Explorer:
             pic, row = self._picture(pid), self._row(name)
             maps = pic.outputs[name]
             grid, order = channel_grid(maps, MAX_CHANNELS)
-            finite = grid[~grid.isnan()]
-            lo, hi = float(finite.min()), float(finite.max())
+            lo, hi = value_range(grid)
             c, h, w = maps.shape
-            cols = min(8, len(order))
             return {
                 **self._layer_info(name),
                 "png": data_uri(colour_png(grid, "viridis", lo, hi)),
-                "rows": -(-len(order) // cols),
-                "cols": cols,
+                "rows": (grid.shape[0] + 1) // (h + 1),  # tiles of h x w, 1 px apart
+                "cols": (grid.shape[1] + 1) // (w + 1),
                 "tile": [h, w],
                 "order": order.tolist(),
                 "channels": c,
@@ -285,12 +279,7 @@ class Explorer:
     # --- scenes -----------------------------------------------------------------------------
     def scene_file(self, path: str | Path, name: str) -> dict:
         """A scene file read at its own size as `ninlab locate` reads it, and its detections."""
-        try:
-            picked = file_image(self.run, path, native=True, invert="no", trim="no")
-        except UnreadableImage as e:
-            raise NinlabError(f"{name} is not a readable image: {e.why}.") from None
-        except NinlabError as e:
-            raise NinlabError(str(e).replace(str(path), name)) from None
+        picked = self._read(path, name, native=True, invert="no", trim="no")
         prep = replace(picked.prep, why="the locator lifts it")
         with self._lock:
             return self._located(picked.image, name, prep.line(name))
@@ -325,25 +314,25 @@ class Explorer:
     # --- inside -----------------------------------------------------------------------------
     def _add(self, name: str, line: str, image: torch.Tensor, label: int | None) -> Picture:
         """Compute a picture's probabilities and every layer's map once, and keep it."""
-        run, outputs = self.run, {}
-        hooks = [
-            run.model.get_submodule(n).register_forward_hook(
-                lambda m, i, o, n=n: outputs.__setitem__(n, o[0].detach().clone())
-            )
-            for n in self.layers
-        ]
-        try:
-            with torch.no_grad():
-                run.model(run.preprocess(image))
-        finally:
-            for hook in hooks:
-                hook.remove()
+        run = self.run
+        outputs = {n: o[0] for n, o in stage_outputs(run.model, run.preprocess(image),
+                                                      list(self.layers)).items()}  # fmt: skip
         probs = run.probabilities(image)[0]  # as predict: with the mirror under tta_flip
         pic = Picture(secrets.token_urlsafe(12), name, line, image, label, probs, outputs)
         self.pictures[pic.id] = pic
         while len(self.pictures) > 1 and sum(p.nbytes for p in self.pictures.values()) > BUDGET:
             self.pictures.popitem(last=False)
         return pic
+
+    def _read(self, path: str | Path, name: str, **how) -> Picked:
+        """`file_image(run, path, **how)`, its errors naming the file `name` (the upload's own
+        name), not the private path it was saved to."""
+        try:
+            return file_image(self.run, path, **how)
+        except UnreadableImage as e:
+            raise NinlabError(f"{name} is not a readable image: {e.why}.") from None
+        except NinlabError as e:
+            raise NinlabError(str(e).replace(str(path), name)) from None
 
     def _show(self, pic: Picture) -> dict:
         top = pic.probs.topk(min(5, len(pic.probs)))

@@ -103,7 +103,7 @@ def _tile_layout(n: int, most: int = 8) -> tuple[int, int]:
     return r, math.ceil(n / r)
 
 
-def _range(values: torch.Tensor) -> tuple[float, float]:
+def value_range(values: torch.Tensor) -> tuple[float, float]:
     """(lowest, highest) of the values that are not NaN."""
     finite = values[~values.isnan()]
     return float(finite.min()), float(finite.max())
@@ -122,7 +122,7 @@ def _shown(n: int, c: int) -> str:
 def _draw_grid(ax, name: str, maps: torch.Tensor, max_channels: int) -> None:
     """One stage as one image: its channels tiled, strongest first, on one colour scale."""
     grid, order = channel_grid(maps, max_channels)
-    lo, hi = _range(grid)
+    lo, hi = value_range(grid)
     _imshow(ax, grid, lo, hi)
     c, h, w = maps.shape
     ax.set_title(
@@ -146,7 +146,7 @@ def _draw_class_tiles(
     sub = spec.subgridspec(r + 1, k, height_ratios=[0.01] + [1] * r, hspace=LABEL / (tile * h / w))
     head = fig.add_subplot(sub[0, :])
     head.axis("off")
-    lo, hi = _range(maps[order].float())
+    lo, hi = value_range(maps[order].float())
     head.set_title(
         f"{name}  {c}x{h}x{w}  class maps ({_shown(len(order), c)}, strongest mean first; "
         f"one scale {lo:.2g}..{hi:.2g})",
