@@ -1,0 +1,141 @@
+"""Cheaper steps for issue 27's fast goal: variants of the default recipe trained side by side.
+
+    python bench/fast_variants.py                                   # every variant, 3 epochs
+    python bench/fast_variants.py --variants batch64 whiten2 --epochs 6
+
+Variants (each the default recipe at seed 0 and the same epochs; each adds to the one above it
+unless it says otherwise):
+  nin_fast   as `ninlab train` runs it, for --epochs
+  class1x1   the class block's 3x3 conv to 256 channels (45% of the FLOPs) becomes a 1x1 conv
+  batch64    batch 64 instead of 128 (lr unchanged): twice the steps per epoch
+  whiten2    the 5x5 stem and its pooling become a frozen 2x2 stride-2 conv that whitens 2x2
+             patches (the +/- eigenvectors of their covariance over 5,000 training images,
+             scaled to unit variance: 8 channels) and a ReLU, as airbench's first layer
+  whiten4    as whiten2 with 4x4 patches (32 channels), in place of whiten2
+  ema        whiten2, evaluated with an exponential moving average of its weights (decay 0.98
+             per step, PyTorch's AveragedModel) in place of the last weights
+For each: parameters, the FLOP of one training step per image (FlopCounterMode), the test
+accuracy after each epoch, the training images/s, and fit()'s wall time (data loading excluded)
+with its cost = wall s x R / 1000; R, this machine's fp32 matmul rate, is measured before each
+variant. Every number printed is measured in this run; run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from machine import describe, matmul_rate, training_images_per_second, training_step_flops
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from ninlab import train as T
+from ninlab.data import epoch_generator, load_dataset
+from ninlab.models.layers import NiNBlock
+from ninlab.models.nin import NiN
+
+VARIANTS = {  # name: (batch size, stem, EMA)
+    "nin_fast": None,
+    "class1x1": (128, None, False),
+    "batch64": (64, None, False),
+    "whiten2": (64, 2, False),
+    "whiten4": (64, 4, False),
+    "ema": (64, 2, True),
+}
+WHITEN_IMAGES = 5000  # training images whose patches the whitening stem is fitted to
+EMA_DECAY = 0.98
+
+
+def whitening_conv(x: torch.Tensor, k: int) -> nn.Conv2d:
+    """A frozen k x k stride-2 conv whose 2 k^2 filters are the +/- eigenvectors of the k x k
+    patches' covariance in the 1-channel images x, each divided by the root of its eigenvalue."""
+    patches = F.unfold(x, k, stride=2).transpose(1, 2).reshape(-1, k * k).double()
+    patches = patches - patches.mean(0)
+    values, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+    w = (vectors / (values + 5e-4).sqrt()).T.reshape(k * k, 1, k, k).float()
+    conv = nn.Conv2d(1, 2 * k * k, k, stride=2, padding=(k - 2) // 2, bias=False)
+    conv.weight.data = torch.cat([w, -w])
+    conv.weight.requires_grad_(False)
+    return conv
+
+
+def variant_model(stem: int | None, cfg: T.TrainConfig, data) -> NiN:
+    """nin_fast with a 1x1 class block and, when `stem` is given, a whitening stem."""
+    base = T.build_model(cfg)  # seeded by cfg.seed: the same blocks as the default's
+    features = OrderedDict(base.features.named_children())
+    if stem:
+        x = T.to_input(data.train_images[:WHITEN_IMAGES], cfg)
+        del features["pool1"]
+        features["block1"] = nn.Sequential(
+            OrderedDict(conv=whitening_conv(x.contiguous(), stem), relu=nn.ReLU())
+        )
+        c_in = 2 * stem * stem
+        features["block2"] = NiNBlock(c_in, (48, 48), 3, padding=1, batch_norm=True)
+    classes = len(cfg.classes)
+    head = NiNBlock(128, (256, classes), 1, batch_norm=True, final_relu=False)
+    return NiN(features, head, base.default_input_size)
+
+
+class Ema(T.Callback):
+    """Keeps an EMA of the weights (and batch-norm buffers) and loads it for the last evaluation."""
+
+    def __init__(self, model: nn.Module):
+        self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(EMA_DECAY),
+                                 use_buffers=True)  # fmt: skip
+
+    def on_batch_end(self, state):
+        self.ema.update_parameters(state.model)
+
+    def on_eval_start(self, state):
+        if state.epoch + 1 == state.config.epochs:
+            state.model.load_state_dict(self.ema.module.state_dict())
+
+
+def run_variant(name: str, data, args) -> dict:
+    spec = VARIANTS[name]
+    batch = spec[0] if spec else 128
+    cfg = T.resolve("fast", epochs=args.epochs, batch_size=batch, threads=args.threads)
+    cfg = T.prepare_config(cfg, data)
+    model = T.build_model(cfg) if spec is None else variant_model(spec[1], cfg, data)
+    x = T.to_input(data.train_images[:batch], cfg, epoch_generator(0, 0))
+    flops = training_step_flops(model.train(), x, data.train_labels[:batch]) / batch
+    callbacks = [Ema(model)] if spec and spec[2] else []
+    rate = matmul_rate()
+    t0 = time.perf_counter()
+    history = T.fit(model, data, cfg, callbacks, progress=False, log=None)
+    wall = time.perf_counter() - t0
+    img_s = training_images_per_second(history)
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "mflop": flops / 1e6,
+        "accs": [r["test_acc"] for r in history],
+        "img_s": img_s,
+        "of_r": img_s * flops / (rate * 1e9),
+        "wall": wall,
+        "cost": wall * rate / 1000,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--epochs", type=int, default=3, help="epochs per variant (default: 3)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
+    args = p.parse_args()
+    data = load_dataset("fashion-mnist")
+    print(describe(matmul_rate()))
+    print(f"{args.epochs} epochs per variant, seed 0; accuracy after each epoch")
+    print(f"{'variant':<10}{'params':>9}{'MFLOP':>7}  {'test accuracy by epoch':<40}"
+          f"{'img/s':>7}{'% of R':>7}{'wall s':>7}{'cost':>6}", flush=True)  # fmt: skip
+    for name in args.variants:
+        r = run_variant(name, data, args)
+        accs = " ".join(f"{100 * a:.2f}" for a in r["accs"])
+        speed = f"{r['img_s']:>7,.0f}{100 * r['of_r']:>6.0f}%{r['wall']:>7.0f}{r['cost']:>6.1f}"
+        print(f"{name:<10}{r['params']:>9,}{r['mflop']:>7.1f}  {accs:<40}{speed}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
