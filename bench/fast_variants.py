@@ -72,10 +72,10 @@ def variant_model(stem: int | None, cfg: T.TrainConfig, data) -> NiN:
         features["block1"] = nn.Sequential(
             OrderedDict(conv=whitening_conv(x.contiguous(), stem), relu=nn.ReLU())
         )
-        c_in = 2 * stem * stem
-        features["block2"] = NiNBlock(c_in, (48, 48), 3, padding=1, batch_norm=True)
-    classes = len(cfg.classes)
-    head = NiNBlock(128, (256, classes), 1, batch_norm=True, final_relu=False)
+        c2 = base.features.block2.out_channels
+        features["block2"] = NiNBlock(2 * stem * stem, (c2, c2), 3, padding=1, batch_norm=True)
+    c3, c4 = base.features.block3.out_channels, base.head.maps.block.conv.out_channels
+    head = NiNBlock(c3, (c4, len(cfg.classes)), 1, batch_norm=True, final_relu=False)
     return NiN(features, head, base.default_input_size)
 
 
