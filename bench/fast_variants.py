@@ -2,8 +2,9 @@
 
     python bench/fast_variants.py                                   # every variant, 3 epochs
     python bench/fast_variants.py --variants batch64 whiten2 --epochs 6
+    python bench/fast_variants.py --variants whiten2 --epochs 6 --seeds 0 1 2
 
-Variants (each the default recipe at seed 0 and the same epochs; each adds to the one above it
+Variants (each the default recipe at the same seed and epochs; each adds to the one above it
 unless it says otherwise):
   nin_fast   as `ninlab train` runs it, for --epochs
   class1x1   the class block's 3x3 conv to 256 channels (45% of the FLOPs) becomes a 1x1 conv
@@ -15,9 +16,12 @@ unless it says otherwise):
   ema        whiten2, evaluated with an exponential moving average of its weights (decay 0.98
              per step, PyTorch's AveragedModel) in place of the last weights
 For each: parameters, the FLOP of one training step per image (FlopCounterMode), the test
-accuracy after each epoch, the training images/s, and fit()'s wall time (data loading excluded)
-with its cost = wall s x R / 1000; R, this machine's fp32 matmul rate, is measured before each
-variant. Every number printed is measured in this run; run it on an otherwise idle machine.
+accuracy after each epoch, that of the last evaluation's weights with shift averaging (the
+softmax of each test image, weighted 2, and of its four 1-pixel shifts, filled with the
+background; its time is not in the wall time), the training images/s, and fit()'s wall time
+(data loading excluded) with its cost = wall s x R / 1000; R, this machine's fp32 matmul rate, is
+measured before each variant. Every number printed is measured in this run; run it on an
+otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -79,6 +83,27 @@ def variant_model(stem: int | None, cfg: T.TrainConfig, data) -> NiN:
     return NiN(features, head, base.default_input_size)
 
 
+SHIFTS = ((0, 0, 2.0), (0, 1, 1.0), (0, -1, 1.0), (1, 0, 1.0), (-1, 0, 1.0))  # dy, dx, weight
+
+
+@torch.inference_mode()
+def shift_averaged_accuracy(model: nn.Module, data, cfg: T.TrainConfig) -> float:
+    """Test accuracy of `model` averaging the softmax of each image (weight 2) and of its shifts
+    by one pixel up, down, left and right, the uncovered edge filled with a black pixel's value."""
+    model.eval()
+    background = -cfg.mean[0] / cfg.std[0]  # a 0 pixel, normalised
+    right = 0
+    for i in range(0, len(data.test_images), cfg.eval_batch_size):
+        x = T.to_input(data.test_images[i : i + cfg.eval_batch_size], cfg)
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1), value=background)  # N x 1 x (h + 2) x (w + 2)
+        views = [(padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w], k) for dy, dx, k in SHIFTS]
+        p = sum(k * model(v.contiguous(memory_format=torch.channels_last)).softmax(1)
+                for v, k in views)  # fmt: skip
+        right += (p.argmax(1) == data.test_labels[i : i + len(x)]).sum().item()
+    return right / len(data.test_images)
+
+
 class Ema(T.Callback):
     """Keeps an EMA of the weights (and batch-norm buffers) and loads it for the last evaluation."""
 
@@ -94,10 +119,10 @@ class Ema(T.Callback):
             state.model.load_state_dict(self.ema.module.state_dict())
 
 
-def run_variant(name: str, data, args) -> dict:
+def run_variant(name: str, seed: int, data, args) -> dict:
     spec = VARIANTS[name]
     batch = spec[0] if spec else 128
-    cfg = T.resolve("fast", epochs=args.epochs, batch_size=batch, threads=args.threads)
+    cfg = T.resolve("fast", epochs=args.epochs, batch_size=batch, threads=args.threads, seed=seed)
     cfg = T.prepare_config(cfg, data)
     model = T.build_model(cfg) if spec is None else variant_model(spec[1], cfg, data)
     x = T.to_input(data.train_images[:batch], cfg, epoch_generator(0, 0))
@@ -112,6 +137,7 @@ def run_variant(name: str, data, args) -> dict:
         "params": sum(p.numel() for p in model.parameters()),
         "mflop": flops / 1e6,
         "accs": [r["test_acc"] for r in history],
+        "shifted": shift_averaged_accuracy(model, data, cfg),
         "img_s": img_s,
         "of_r": img_s * flops / (rate * 1e9),
         "wall": wall,
@@ -123,18 +149,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--epochs", type=int, default=3, help="epochs per variant (default: 3)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
     args = p.parse_args()
     data = load_dataset("fashion-mnist")
     print(describe(matmul_rate()))
-    print(f"{args.epochs} epochs per variant, seed 0; accuracy after each epoch")
-    print(f"{'variant':<10}{'params':>9}{'MFLOP':>7}  {'test accuracy by epoch':<40}"
-          f"{'img/s':>7}{'% of R':>7}{'wall s':>7}{'cost':>6}", flush=True)  # fmt: skip
+    print(f"{args.epochs} epochs per variant; the accuracy after each epoch, then with shifts")
+    print(f"{'variant':<10}{'seed':>5}{'params':>9}{'MFLOP':>7}  {'test accuracy by epoch':<40}"
+          f"{'shifts':>7}{'img/s':>7}{'% of R':>7}{'wall s':>7}{'cost':>6}",
+          flush=True)  # fmt: skip
     for name in args.variants:
-        r = run_variant(name, data, args)
-        accs = " ".join(f"{100 * a:.2f}" for a in r["accs"])
-        speed = f"{r['img_s']:>7,.0f}{100 * r['of_r']:>6.0f}%{r['wall']:>7.0f}{r['cost']:>6.1f}"
-        print(f"{name:<10}{r['params']:>9,}{r['mflop']:>7.1f}  {accs:<40}{speed}", flush=True)
+        for seed in args.seeds:
+            r = run_variant(name, seed, data, args)
+            accs = " ".join(f"{100 * a:.2f}" for a in r["accs"])
+            speed = f"{r['img_s']:>7,.0f}{100 * r['of_r']:>6.0f}%{r['wall']:>7.0f}{r['cost']:>6.1f}"
+            print(f"{name:<10}{seed:>5}{r['params']:>9,}{r['mflop']:>7.1f}  {accs:<40}"
+                  f"{100 * r['shifted']:>7.2f}{speed}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
