@@ -11,14 +11,15 @@ unless it says otherwise):
   batch64    batch 64 instead of 128 (lr unchanged): twice the steps per epoch
   whiten2    the 5x5 stem and its pooling become a frozen 2x2 stride-2 conv that whitens 2x2
              patches (the +/- eigenvectors of their covariance over 5,000 training images,
-             scaled to unit variance: 8 channels) and a ReLU, as airbench's first layer
+             scaled to unit variance: 8 channels) and a ReLU, as airbench's first layer; this
+             is the registered model nin_whiten, but built on nin_fast's seeded blocks
   whiten4    as whiten2 with 4x4 patches (32 channels), in place of whiten2
   ema        whiten2, evaluated with an exponential moving average of its weights (decay 0.98
              per step, PyTorch's AveragedModel) in place of the last weights
 For each: parameters, the FLOP of one training step per image (FlopCounterMode), the test
-accuracy after each epoch, that of the last evaluation's weights with shift averaging (the
-softmax of each test image, weighted 2, and of its four 1-pixel shifts, filled with the
-background; its time is not in the wall time), the training images/s, and fit()'s wall time
+accuracy after each epoch, that of the last evaluation's weights with shift averaging
+(`tta_shift`: the softmax of each test image, weighted 2, and of its four 1-pixel shifts, filled
+with black; its time is not in the wall time), the training images/s, and fit()'s wall time
 (data loading excluded) with its cost = wall s x R / 1000; R, this machine's fp32 matmul rate, is
 measured before each variant. Every number printed is measured in this run; run it on an
 otherwise idle machine.
@@ -29,9 +30,8 @@ from __future__ import annotations
 import argparse
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
-import torch
-import torch.nn.functional as F
 from machine import describe, matmul_rate, training_images_per_second, training_step_flops
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -40,6 +40,7 @@ from ninlab import train as T
 from ninlab.data import epoch_generator, load_dataset
 from ninlab.models.layers import NiNBlock
 from ninlab.models.nin import NiN
+from ninlab.models.whitening import PatchWhitening
 
 VARIANTS = {  # name: (batch size, stem, EMA)
     "nin_fast": None,
@@ -49,59 +50,23 @@ VARIANTS = {  # name: (batch size, stem, EMA)
     "whiten4": (64, 4, False),
     "ema": (64, 2, True),
 }
-WHITEN_IMAGES = 5000  # training images whose patches the whitening stem is fitted to
 EMA_DECAY = 0.98
 
 
-def whitening_conv(x: torch.Tensor, k: int) -> nn.Conv2d:
-    """A frozen k x k stride-2 conv whose 2 k^2 filters are the +/- eigenvectors of the k x k
-    patches' covariance in the 1-channel images x, each divided by the root of its eigenvalue."""
-    patches = F.unfold(x, k, stride=2).transpose(1, 2).reshape(-1, k * k).double()
-    patches = patches - patches.mean(0)
-    values, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))
-    w = (vectors / (values + 5e-4).sqrt()).T.reshape(k * k, 1, k, k).float()
-    conv = nn.Conv2d(1, 2 * k * k, k, stride=2, padding=(k - 2) // 2, bias=False)
-    conv.weight.data = torch.cat([w, -w])
-    conv.weight.requires_grad_(False)
-    return conv
-
-
-def variant_model(stem: int | None, cfg: T.TrainConfig, data) -> NiN:
-    """nin_fast with a 1x1 class block and, when `stem` is given, a whitening stem."""
+def variant_model(stem: int | None, cfg: T.TrainConfig) -> NiN:
+    """nin_fast with a 1x1 class block and, when `stem` is given, a stem x stem whitening stem
+    (`fit` fits it to the first 5,000 training images before the first step)."""
     base = T.build_model(cfg)  # seeded by cfg.seed: the same blocks as the default's
     features = OrderedDict(base.features.named_children())
     if stem:
-        x = T.to_input(data.train_images[:WHITEN_IMAGES], cfg)
         del features["pool1"]
-        features["block1"] = nn.Sequential(
-            OrderedDict(conv=whitening_conv(x.contiguous(), stem), relu=nn.ReLU())
-        )
+        conv = PatchWhitening(cfg.in_chans, stem)
+        features["block1"] = nn.Sequential(OrderedDict(conv=conv, relu=nn.ReLU()))
         c2 = base.features.block2.out_channels
-        features["block2"] = NiNBlock(2 * stem * stem, (c2, c2), 3, padding=1, batch_norm=True)
+        features["block2"] = NiNBlock(conv.out_channels, (c2, c2), 3, padding=1, batch_norm=True)
     c3, c4 = base.features.block3.out_channels, base.head.maps.block.conv.out_channels
     head = NiNBlock(c3, (c4, len(cfg.classes)), 1, batch_norm=True, final_relu=False)
     return NiN(features, head, base.default_input_size)
-
-
-SHIFTS = ((0, 0, 2.0), (0, 1, 1.0), (0, -1, 1.0), (1, 0, 1.0), (-1, 0, 1.0))  # dy, dx, weight
-
-
-@torch.inference_mode()
-def shift_averaged_accuracy(model: nn.Module, data, cfg: T.TrainConfig) -> float:
-    """Test accuracy of `model` averaging the softmax of each image (weight 2) and of its shifts
-    by one pixel up, down, left and right, the uncovered edge filled with a black pixel's value."""
-    model.eval()
-    background = -cfg.mean[0] / cfg.std[0]  # a 0 pixel, normalised
-    right = 0
-    for i in range(0, len(data.test_images), cfg.eval_batch_size):
-        x = T.to_input(data.test_images[i : i + cfg.eval_batch_size], cfg)
-        h, w = x.shape[-2:]
-        padded = F.pad(x, (1, 1, 1, 1), value=background)  # N x 1 x (h + 2) x (w + 2)
-        views = [(padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w], k) for dy, dx, k in SHIFTS]
-        p = sum(k * model(v.contiguous(memory_format=torch.channels_last)).softmax(1)
-                for v, k in views)  # fmt: skip
-        right += (p.argmax(1) == data.test_labels[i : i + len(x)]).sum().item()
-    return right / len(data.test_images)
 
 
 class Ema(T.Callback):
@@ -124,7 +89,7 @@ def run_variant(name: str, seed: int, data, args) -> dict:
     batch = spec[0] if spec else 128
     cfg = T.resolve("fast", epochs=args.epochs, batch_size=batch, threads=args.threads, seed=seed)
     cfg = T.prepare_config(cfg, data)
-    model = T.build_model(cfg) if spec is None else variant_model(spec[1], cfg, data)
+    model = T.build_model(cfg) if spec is None else variant_model(spec[1], cfg)
     x = T.to_input(data.train_images[:batch], cfg, epoch_generator(0, 0))
     flops = training_step_flops(model.train(), x, data.train_labels[:batch]) / batch
     callbacks = [Ema(model)] if spec and spec[2] else []
@@ -132,12 +97,13 @@ def run_variant(name: str, seed: int, data, args) -> dict:
     t0 = time.perf_counter()
     history = T.fit(model, data, cfg, callbacks, progress=False, log=None)
     wall = time.perf_counter() - t0
+    test = data.test_images, data.test_labels
     img_s = training_images_per_second(history)
     return {
         "params": sum(p.numel() for p in model.parameters()),
         "mflop": flops / 1e6,
         "accs": [r["test_acc"] for r in history],
-        "shifted": shift_averaged_accuracy(model, data, cfg),
+        "shifted": T.evaluate(model, *test, replace(cfg, tta_shift=True))["acc"],
         "img_s": img_s,
         "of_r": img_s * flops / (rate * 1e9),
         "wall": wall,

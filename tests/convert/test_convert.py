@@ -106,8 +106,9 @@ def test_convolutionalize_and_fold_keep_logits(built, name):
         assert close(convolutionalize(model)(x).flatten(1), ref)
         folded, pairs = fold_batchnorm(model)
         assert close(folded(x), ref)
-    # stem, then 3 x (conv, 1x1) in nin_fast, 3 x (conv, 1x1, 1x1) in nin_fast2, 2 x in fast_fc
-    folds = {"nin_fast": 7, "nin_wide": 7, "nin_fast2": 10, "fast_fc": 5}
+    # stem, then 3 x (conv, 1x1) in nin_fast, 3 x (conv, 1x1, 1x1) in nin_fast2, 2 x in fast_fc;
+    # nin_whiten: 3 x (conv, 1x1) after a stem without batch norm
+    folds = {"nin_fast": 7, "nin_wide": 7, "nin_fast2": 10, "fast_fc": 5, "nin_whiten": 6}
     assert len(pairs) == folds.get(name, 0)
 
 

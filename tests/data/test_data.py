@@ -15,6 +15,7 @@ from ninlab.data import (
     random_translate,
     read_idx,
     resize,
+    shift,
     to_float,
 )
 from ninlab.errors import NinlabError
@@ -168,7 +169,7 @@ def test_transforms():
     shifted = random_translate(x, 1, g)
     assert shifted.shape == x.shape
     for img in shifted:  # each is the original shifted by at most one pixel, zero-filled
-        assert any(torch.equal(img, _shift(x[0], dy, dx)) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        assert any(torch.equal(img, shift(x[0], dy, dx)) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
     flipped = random_flip(x, torch.Generator().manual_seed(0), p=1.0)
     assert torch.equal(flipped[0, 0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))
     assert resize(x, 8).shape == (8, 1, 8, 8)
@@ -190,13 +191,14 @@ def test_random_erase_zeroes_one_clipped_square_per_image():
     assert random_erase(x, 0) is x
 
 
-def _shift(img, dy, dx):
-    out = torch.zeros_like(img)
-    h, w = img.shape[-2:]
-    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = img[
-        ..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
-    ]
-    return out
+def test_shift_by_hand():
+    x = torch.arange(1, 10, dtype=torch.uint8).reshape(1, 1, 3, 3)  # 1 2 3 / 4 5 6 / 7 8 9
+    assert shift(x, 1, 0)[0, 0].tolist() == [[0, 0, 0], [1, 2, 3], [4, 5, 6]]  # down, black top
+    assert shift(x, -1, 0)[0, 0].tolist() == [[4, 5, 6], [7, 8, 9], [0, 0, 0]]  # up
+    assert shift(x, 0, 1)[0, 0].tolist() == [[0, 1, 2], [0, 4, 5], [0, 7, 8]]  # right
+    assert shift(x, 0, -1)[0, 0].tolist() == [[2, 3, 0], [5, 6, 0], [8, 9, 0]]  # left
+    assert shift(x, 1, -1)[0, 0].tolist() == [[0, 0, 0], [2, 3, 0], [5, 6, 0]]
+    assert torch.equal(shift(x, 0, 0), x) and shift(x, 1, 0).dtype == torch.uint8
 
 
 def test_loader_reproducible():

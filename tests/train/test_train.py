@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from ninlab import train as T
 from ninlab.cli import main
 from ninlab.data import load_dataset
+from ninlab.models.whitening import PatchWhitening
 from ninlab.runs import read_config, read_facts, read_metrics, resume_run, train_run
 from ninlab.train import confusion_matrix, per_class_accuracy
 from ninlab.train.facts import command_line
@@ -291,6 +292,54 @@ def test_long_recipe_trains_nin_wide_with_cutout(data_dir):
     assert ((erased >= 16) & (erased <= 64)).all()  # an 8x8 square, at least a 4x4 corner of it
     history = T.fit(T.build_model(cfg), data, cfg, progress=False, log=None)
     assert len(history) == 1 and history[0]["train_loss"] < 10
+
+
+class CentrePixel(torch.nn.Module):
+    """Logits (the centre pixel, 0) of 3 x 3 inputs: a model whose outputs one can work out."""
+
+    def forward(self, x):
+        centre = x[:, 0, 1, 1]
+        return torch.stack([centre, torch.zeros_like(centre)], 1)
+
+
+CPU = torch.device("cpu")
+
+
+def test_shift_averaged_probabilities_by_hand():
+    cfg = T.TrainConfig(mean=[0.0], std=[1.0], input_size=3, in_chans=1, classes=["a", "b"],
+                        tta_shift=True)  # fmt: skip
+    images = torch.zeros(3, 1, 3, 3, dtype=torch.uint8)
+    images[0, 0, 1, 1] = 255  # the centre: 1.0 as input, 0 (black) once shifted away
+    images[1, 0, 0, 1] = 255  # top middle: only the shift down brings it to the centre
+    images[2] = 255  # white: every shift keeps a white centre
+    p = T.predict_logits(CentrePixel(), images, cfg, CPU).softmax(1)[:, 0]
+    s = 1 / (1 + math.exp(-1))  # softmax([1, 0])[0] = 0.7311
+    by_hand = [(2 * s + 4 * 0.5) / 6, (2 * 0.5 + s + 3 * 0.5) / 6, s]  # 0.5770, 0.5385, 0.7311
+    assert torch.allclose(p, torch.tensor(by_hand), atol=1e-6)
+    plain = T.predict_logits(CentrePixel(), images, replace(cfg, tta_shift=False), CPU)
+    assert torch.allclose(plain.softmax(1)[:, 0], torch.tensor([s, 0.5, s]), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_whiten_recipe_fits_its_stem_and_shifts_the_last_evaluation(tmp_path, data_dir, capsys):
+    cfg = T.resolve("whiten", data_dir=str(data_dir), epochs=2, limit_train=600, threads=1,
+                    device="cpu")  # fmt: skip
+    assert (cfg.model, cfg.lr, cfg.tta_shift) == ("nin_whiten", 0.1, True)
+    lines = []
+    history, _ = train_run(cfg, tmp_path / "r", progress=False, log=lines.append)
+    assert "fitted 1 patch-whitening layer to the first 600 training images" in lines
+    said = "the accuracy below averages each test image and its four 1-px shifts (tta_shift)"
+    assert lines.count(said) == 1 and lines[lines.index(said) + 1].startswith("Epoch [2/2]")
+    # the stem: fitted to the first 600 training images as the model sees them, then frozen
+    data = load_dataset("fashion-mnist", data_dir=data_dir)
+    stem = PatchWhitening(1, 2)
+    stem.fit(T.to_input(data.train_images[:600], read_config(tmp_path / "r")))
+    saved = load_file(tmp_path / "r" / "final.safetensors")
+    assert torch.allclose(saved["features.block1.conv.weight"], stem.weight, atol=1e-6)
+    assert saved["features.block1.conv.fitted"].item()
+    # eval loads the weights (not refitted) and averages the shifts as the last epoch did
+    assert main(["eval", str(tmp_path / "r")]) == 0
+    assert f"accuracy {100 * history[-1]['test_acc']:.2f}%" in capsys.readouterr().out
 
 
 class Precision(T.Callback):

@@ -65,7 +65,13 @@ class Summary:
         raise NinlabError(f"{self.model} has no layer {name!r}; `ninlab summary` lists them.")
 
     def weight_macs(self, types=(nn.Conv2d, nn.Linear)) -> int:
-        names = {t.__name__ for t in types}
+        """MACs of the rows of these module types and of their subclasses (ninlab's frozen
+        PatchWhitening is a Conv2d)."""
+        names, todo = set(), list(types)
+        while todo:
+            t = todo.pop()
+            names.add(t.__name__)
+            todo += t.__subclasses__()
         return sum(row.macs for row in self.layers if row.type in names)
 
     def to_dict(self) -> dict:

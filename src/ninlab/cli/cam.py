@@ -108,8 +108,9 @@ def _whose_probability(run, args, picked, cam) -> str:
     if args.native:
         return ("  (the probability of one forward pass of the picture at its own size;\n"
                 "  predict's is that of the picture made like a training image)")  # fmt: skip
-    if run.config.tta_flip:  # eval, predict and report average with a mirror
+    if run.config.tta_flip or run.config.tta_shift:  # eval, predict and report average views
         both = run.probabilities(picked.image)[0, cam.class_index].item()
-        return (f"  (one plain forward; with test-time flip, as eval and predict give it: "
+        views = "shifts" if run.config.tta_shift else "flip"
+        return (f"  (one plain forward; with test-time {views}, as eval and predict give it: "
                 f"{100 * both:.2f}%)")  # fmt: skip
     return "  (the probability of one forward pass, as eval, predict and report give it)"

@@ -21,7 +21,7 @@ from ninlab.cli.options import add_preparation, add_run_inputs, add_show
 from ninlab.errors import NinlabError
 from ninlab.runs import load_run
 from ninlab.runs.inputs import input_path, pick_images, save_input
-from ninlab.runs.run import PROBABILITIES
+from ninlab.runs.run import probabilities_note
 
 
 def add_arguments(p) -> None:
@@ -48,5 +48,5 @@ def run(args) -> int:
         if args.show:
             shown = input_path(args.show, one.tag, many=len(picked) > 1)
             print(f"wrote {save_input(one.image, shown)}")
-    print(PROBABILITIES[bool(run.config.tta_flip)])
+    print(probabilities_note(run.config))
     return 0

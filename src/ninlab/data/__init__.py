@@ -12,6 +12,7 @@ from ninlab.data.transforms import (
     random_flip,
     random_translate,
     resize,
+    shift,
     to_channels,
     to_float,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "random_translate",
     "read_idx",
     "resize",
+    "shift",
     "to_channels",
     "to_float",
 ]

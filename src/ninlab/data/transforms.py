@@ -53,6 +53,17 @@ def resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
 
 
+def shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Every image moved dy px down and dx px right (negative: up, left), the uncovered edge
+    filled with 0: black, for uint8 images."""
+    h, w = images.shape[-2:]
+    out = torch.zeros_like(images)
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[
+        ..., max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
+    return out
+
+
 def random_translate(
     x: torch.Tensor,
     max_shift: int,

@@ -36,7 +36,7 @@ from ninlab.locate import MIN_SCORE, locate
 from ninlab.locate.scenes import make_scene
 from ninlab.runs import Run
 from ninlab.runs.inputs import Picked, class_index, display_image, file_image, training_look
-from ninlab.runs.run import PROBABILITIES
+from ninlab.runs.run import probabilities_note
 from ninlab.viz.features import channel_grid, value_range
 from ninlab.viz.page import data_uri
 from ninlab.viz.raster import colour_png, colour_stops, display_png, pixels_png
@@ -98,7 +98,7 @@ class Explorer:
             "map_layer": self.map_layer,
             "method": self.method,
             "test_images": n,
-            "probabilities": PROBABILITIES[bool(cfg.tta_flip)],
+            "probabilities": probabilities_note(cfg),
             "colours": {"map": colour_stops("jet"), "features": colour_stops("viridis")},
         }
 
@@ -116,6 +116,7 @@ class Explorer:
             "batch size": cfg.batch_size,
             "precision": cfg.precision,
             "test-time flip": "yes" if cfg.tta_flip else "no",
+            **({"test-time shifts": "yes"} if cfg.tta_shift else {}),
         }
         try:
             history = run.history()

@@ -138,14 +138,16 @@ def onnx_metadata(config: TrainConfig, dense: DenseClassifier) -> dict[str, str]
         "mean": json.dumps(list(config.mean)),
         "std": json.dumps(list(config.std)),
         "tta_flip": json.dumps(config.tta_flip),
+        "tta_shift": json.dumps(config.tta_shift),
         "stride": json.dumps(dense.stride),
         "ninlab_version": __version__,
         "input": "images: uint8 pixels 0-255, N x channels x H x W (channels in the training "
         "images' order), H and W at least min_input_size; the graph normalises them itself: "
         "(x / 255 - mean) / std per channel",
         "outputs": "logits: N x classes, the mean of the score grid (averaged with the mirror "
-        "image's when tta_flip); scores: N x classes x h x w, one row of scores per crop of "
-        "input_size, every stride pixels",
+        "image's when tta_flip; never over shifts, which ninlab eval averages when tta_shift); "
+        "scores: N x classes x h x w, one row of scores per crop of input_size, every stride "
+        "pixels",
     }
 
 
@@ -173,6 +175,8 @@ class ExportReport:
             f'output "logits": N x {k}, the mean of "scores"{flip};',
             f'  "scores": N x {k} x h x w, one per {h}x{w} crop, every {m["stride"]} px',
         ]
+        if json.loads(self.metadata.get("tta_shift", "false")):
+            lines.append("  (one pass: ninlab eval averages 1-px shifts too, as the run did)")
         lines += textwrap.wrap(
             "metadata_props: " + ", ".join(self.metadata), 80, subsequent_indent="  "
         )

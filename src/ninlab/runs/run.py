@@ -26,11 +26,16 @@ from ninlab.runs.store import (
 )
 from ninlab.train import TrainConfig, predict_logits, to_input
 
-# what the probabilities of `Run.probabilities` are, in words (predict and explore say it)
-PROBABILITIES = {
-    False: "(probabilities of one forward pass, as ninlab eval makes them)",
-    True: "(probabilities of each image and its mirror averaged: test-time flip, as in eval)",
-}
+
+def probabilities_note(cfg: TrainConfig) -> str:
+    """What the probabilities of `Run.probabilities` are, in words (predict and explore say it)."""
+    if cfg.tta_shift:
+        flip = ", each with its mirror" if cfg.tta_flip else ""
+        return (f"(probabilities of each image, counted twice, and of its four 1-px shifts{flip} "
+                "averaged: test-time shifts, as in eval)")  # fmt: skip
+    if cfg.tta_flip:
+        return "(probabilities of each image and its mirror averaged: test-time flip, as in eval)"
+    return "(probabilities of one forward pass, as ninlab eval makes them)"
 
 
 @dataclass

@@ -49,6 +49,9 @@ class Recipe:
     flip: bool = False  # random horizontal flip
     cutout: int = 0  # zero a random square of this side in each training image (0 = off)
     tta_flip: bool = False  # test-time augmentation: average logits of image and its mirror
+    # test-time: average the probabilities of the image (twice) and of its four 1-px shifts;
+    # during training only the last epoch's evaluation (the others are watched with one pass)
+    tta_shift: bool = False
     init: str = "default"  # "default" (PyTorch's) or "xavier" (uniform, biases 0)
     seed: int = 0  # fixes initialisation, batch order, augmentation and dropout
 
@@ -177,7 +180,7 @@ JSON_ORDER = {name: i for i, name in enumerate((
     "flip", "cutout", "tta_flip", "input_size", "mean", "std", "init", "channels_last", "seed",
     "device", "precision", "compile", "deterministic", "sync_bn", "dist_timeout", "threads",
     "limit_train", "limit_test", "image_size", "image_mode", "fit", "val_split",
-    "eval_batch_size", "classes", "in_chans",
+    "eval_batch_size", "classes", "in_chans", "tta_shift",
 ))}  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +61,7 @@ def epoch_seconds(
         test = test_x[: min(cfg.eval_batch_size, n_test)]
         _sync(device)
         start = time.perf_counter()
-        predict_logits(twin, test, cfg, device)
+        predict_logits(twin, test, replace(cfg, tta_shift=False), device)  # as all but the last
         _sync(device)
         per_batch = time.perf_counter() - start
     steps = math.ceil(len(train_x) / cfg.batch_size)

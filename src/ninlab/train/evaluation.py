@@ -3,15 +3,18 @@ several (see ninlab.train.distributed)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ninlab.data.transforms import (
+from ninlab.data import (
     random_erase,
     random_flip,
     random_translate,
     resize,
+    shift,
     to_channels,
     to_float,
 )
@@ -52,7 +55,9 @@ def predict_logits(
     world: World = ONE,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Logits for uint8 images in batches (averaged with the mirror image when cfg.tta_flip).
+    """Logits for uint8 images in batches (averaged with the mirror image's when cfg.tta_flip;
+    with cfg.tta_shift, the log of the probabilities averaged over SHIFTS, whose softmax is
+    that average).
 
     With several processes each computes its share and a sum gives every rank all the logits.
     On CUDA the forward runs under the run's autocast; on the CPU always in fp32. progress: a
@@ -66,12 +71,13 @@ def predict_logits(
     bar = progress_bar(len(images), "testing", "img", progress and world.main)
     with bar, autocast(cfg.precision, device, training=False):
         for i in range(0, len(own), cfg.eval_batch_size):
-            x = to_input(own[i : i + cfg.eval_batch_size].to(device), cfg)
-            logits = model(x)
-            if cfg.tta_flip:
-                logits = (logits + model(x.flip(-1))) / 2
-            out.append(logits.float())
-            bar.update(len(x) * world.size)
+            batch = own[i : i + cfg.eval_batch_size].to(device)
+            if cfg.tta_shift:
+                logits = _shift_averaged(model, batch, cfg)
+            else:
+                logits = _logits(model, to_input(batch, cfg), cfg)
+            out.append(logits)
+            bar.update(len(batch) * world.size)
     model.train(was_training)
     logits = torch.cat(out) if out else torch.zeros(0, 0, device=device)
     if world.size == 1:
@@ -80,6 +86,25 @@ def predict_logits(
     full = torch.zeros(len(images), classes, device=device)
     full[part] = logits.reshape(-1, classes)
     return world.sum(full)
+
+
+def _logits(model: nn.Module, x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    logits = model(x)
+    if cfg.tta_flip:
+        logits = (logits + model(x.flip(-1))) / 2
+    return logits.float()
+
+
+# test-time shifts (cfg.tta_shift): (dy, dx, weight); the image itself counts twice
+SHIFTS = ((0, 0, 2.0), (-1, 0, 1.0), (1, 0, 1.0), (0, -1, 1.0), (0, 1, 1.0))
+
+
+def _shift_averaged(model: nn.Module, images: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """log(sum_s w_s softmax(logits(shift_s(images))) / sum_s w_s), as one logsumexp (no log 0):
+    each shift moves the uint8 images by one pixel and fills the edge with black."""
+    terms = [math.log(w) + _logits(model, to_input(shift(images, dy, dx), cfg), cfg).log_softmax(1)
+             for dy, dx, w in SHIFTS]  # fmt: skip
+    return torch.stack(terms).logsumexp(0) - math.log(sum(w for _, _, w in SHIFTS))
 
 
 def evaluate(

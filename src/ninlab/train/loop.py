@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ninlab.data import BatchLoader, Dataset, epoch_generator
 from ninlab.errors import NinlabError
 from ninlab.models import list_models
+from ninlab.models.whitening import fit_whitening, images_to_fit, needs_fitting
 from ninlab.progress import bar as progress_bar
 from ninlab.train.config import TrainConfig, is_prepared, prepare_config
 from ninlab.train.distributed import (
@@ -232,6 +233,12 @@ def fit(
     train_y = data.train_labels[:n_train].to(device)
     n_test = min(cfg.limit_test or len(data.test_images), len(data.test_images))
     test_x = data.test_images[:n_test].to(device)  # copied once, like the training images
+    if resume is None and needs_fitting(model):  # the same images, hence weights, on every rank
+        n = min(images_to_fit(cfg.input_size), n_train)
+        fitted = fit_whitening(model, to_input(train_x[:n], cfg))
+        if log:
+            log(f"fitted {fitted} patch-whitening layer{'s' * (fitted > 1)} to the first "
+                f"{n:,} training images")  # fmt: skip
     loader = BatchLoader(train_x, train_y, cfg.batch_size, shuffle=True, seed=cfg.seed)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * len(loader))
@@ -352,13 +359,18 @@ def _end_epoch(
         world.broadcast(b)
     for cb in callbacks:
         cb.on_eval_start(state)
-    ev = evaluate(model, test_x, data.test_labels[: len(test_x)], cfg, world, progress)
+    # shift averaging takes five passes: the epochs before the last are watched with one
+    shifted = cfg.tta_shift and state.epoch + 1 == cfg.epochs
+    ev_cfg = cfg if shifted or not cfg.tta_shift else replace(cfg, tta_shift=False)
+    ev = evaluate(model, test_x, data.test_labels[: len(test_x)], ev_cfg, world, progress)
     row = dict(state.partial["row"], test_loss=ev["loss"], test_acc=ev["acc"])
     row["eval_time"] = time.perf_counter() - t_eval
     row["elapsed"] = state.partial["elapsed_before"] + row["train_time"] + row["eval_time"]
     state.history.append(row)
     state.epoch, state.step, state.partial = state.epoch + 1, 0, {}
     if log:
+        if shifted:
+            log("the accuracy below averages each test image and its four 1-px shifts (tta_shift)")
         log(
             f"Epoch [{state.epoch}/{cfg.epochs}], Train Loss: {row['train_loss']:.4f}, "
             f"Test Loss: {row['test_loss']:.4f}, Acc: {100 * row['test_acc']:.2f}%"

@@ -9,9 +9,11 @@ from ninlab.train.config import TrainConfig
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig):
-    """Weight decay on conv/linear weights only (not on biases or batch-norm parameters)."""
-    decay = [p for p in model.parameters() if p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.dim() <= 1]
+    """Weight decay on conv/linear weights only (not on biases or batch-norm parameters); frozen
+    parameters (a fitted whitening layer's) are left out."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.dim() > 1]
+    no_decay = [p for p in trained if p.dim() <= 1]
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},

@@ -158,7 +158,7 @@ def _facts(run: Run, data: Dataset, ev: Evaluation, history: list[dict]) -> str:
             f"{cfg.augmentation() or 'no augmentation'}, {smooth}",
         )
     )
-    rows.append(("test-time flip", _tta(cfg.tta_flip)))
+    rows.append(("test-time shifts" if cfg.tta_shift else "test-time flip", _tta(cfg)))
     if best is not None:
         shown = "these weights" if run.weights.name.startswith("best") else "not these weights"
         rows.append(
@@ -174,13 +174,15 @@ def _facts(run: Run, data: Dataset, ev: Evaluation, history: list[dict]) -> str:
     return table(rows, ("", ""), keys=True)
 
 
-def _tta(on: bool) -> str:
-    if on:
+def _tta(cfg) -> str:
+    if cfg.tta_flip or cfg.tta_shift:
+        what = ("the probabilities of the image (counted twice) and of its four 1-px shifts"
+                + (", each with its mirror image" if cfg.tta_flip else "") if cfg.tta_shift
+                else "the logits of the image and of its mirror image")  # fmt: skip
         return (
-            "yes: every prediction and probability on this page averages the logits of the "
-            "image and of its mirror image, as ninlab eval and predict do; the class maps "
-            "come from one plain forward, so ninlab cam prints slightly different "
-            "probabilities"
+            f"yes: every prediction and probability on this page averages {what}, as ninlab "
+            "eval and predict do; the class maps come from one plain forward, so ninlab cam "
+            "prints slightly different probabilities"
         )
     return (
         "no: every probability on this page is one plain forward of the image, the same "
