@@ -18,13 +18,14 @@ and final, a converted model), so that each carries its checksum the same way.
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
+from safetensors.torch import load, save_file
 
 from ninlab.errors import NinlabError
 from ninlab.files import atomic_write
@@ -82,13 +83,22 @@ def save_sealed(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata:
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """(metadata, tensors) of a safetensors file, in one reading; one sentence when it is not
-    one. The checksum is the caller's to check (`check_weights`), with its own remedy."""
+    """(metadata, tensors) of a safetensors file, from one read of its bytes; one sentence when
+    it is not one. The checksum is the caller's to check (`check_weights`), with its own remedy.
+
+    One read, because `safe_open` is two: it parses the header from the file it opened, then
+    maps the tensors from whatever file the path names a moment later, so a reader beside a
+    training run that replaces the file (atomically) could pair one epoch's header with the
+    next epoch's tensors. The file's layout: an 8-byte little-endian header length, the JSON
+    header ("__metadata__" holds the metadata), then the tensors' bytes."""
     try:
-        with safe_open(str(path), "pt") as f:
-            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError) as e:
+        data = Path(path).read_bytes()
+        tensors = load(data)  # checks the header and every tensor's place
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+    except (SafetensorError, OSError, ValueError) as e:
         raise NinlabError(f"{path} cannot be read as safetensors ({e}).") from None
+    return header.get("__metadata__") or {}, tensors
 
 
 def sealed(checkpoint: dict) -> dict:

@@ -326,7 +326,9 @@ def _decode_all(census: Census, options: FolderOptions, key: str, progress: bool
             t = {k: f.get_tensor(k) for k in ("images", "labels")}
         cache.touch(path)
         return t["images"], t["labels"], json.loads(meta["files"]), json.loads(meta["bad"]), path
-    except (OSError, SafetensorError, KeyError, ValueError, TypeError):
+    # RuntimeError: safe_open maps the tensors by path after reading the header, and the cache
+    # may have evicted the file in between (the content at a path never changes: it is keyed)
+    except (OSError, SafetensorError, KeyError, ValueError, TypeError, RuntimeError):
         pass
     good = [p for p in layout.paths if p in census.headers]
     s, c = options.image_size, 1 if options.image_mode == "L" else 3
