@@ -61,7 +61,8 @@ def epoch_seconds(
         test = test_x[: min(cfg.eval_batch_size, n_test)]
         _sync(device)
         start = time.perf_counter()
-        predict_logits(twin, test, replace(cfg, tta_shift=False), device)  # as all but the last
+        # one pass, as every epoch's test but the last takes under tta_shift
+        predict_logits(twin, test, replace(cfg, tta_shift=False), device)
         _sync(device)
         per_batch = time.perf_counter() - start
     steps = math.ceil(len(train_x) / cfg.batch_size)
