@@ -41,15 +41,18 @@ def test_fit_by_hand():
 
 
 def test_fitted_weights_are_kept_when_loaded():
-    model = nn.Sequential(PatchWhitening(1, 2), nn.ReLU(), PatchWhitening(8, 2))
+    model = nn.Sequential(PatchWhitening(1, 2), nn.ReLU(), PatchWhitening(8, 2), nn.Identity())
+    after = []  # what runs after the last whitening layer: nothing, its fit ends the forward
+    model[3].register_forward_hook(lambda *_: after.append(1))
     x = torch.randn(64, 1, 8, 8)
     assert needs_fitting(model) and fit_whitening(model, x) == 2
+    assert not after
     assert not needs_fitting(model) and fit_whitening(model, x) == 0  # nothing refitted
     # the second layer was fitted to the first's output: 8 whitened (ReLU'd) channels in 2x2
     second = PatchWhitening(8, 2)
     second.fit(model[1](model[0](x)))
     assert torch.equal(second.weight, model[2].weight)
-    twin = nn.Sequential(PatchWhitening(1, 2), nn.ReLU(), PatchWhitening(8, 2))
+    twin = nn.Sequential(PatchWhitening(1, 2), nn.ReLU(), PatchWhitening(8, 2), nn.Identity())
     twin.load_state_dict(model.state_dict())
     assert not needs_fitting(twin)
     assert fit_whitening(twin, torch.randn(64, 1, 8, 8)) == 0

@@ -27,15 +27,21 @@ from ninlab.runs.store import (
 from ninlab.train import TrainConfig, predict_logits, to_input
 
 
+def averaged(cfg: TrainConfig) -> str:
+    """What eval, predict and report average for each image under the run's test-time
+    augmentation, in words ("" for none: one forward pass; see ninlab.train.predict_logits)."""
+    if cfg.tta_shift:
+        flip = ", each with its mirror image" if cfg.tta_flip else ""
+        return f"the probabilities of the image (counted twice) and of its four 1-px shifts{flip}"
+    return "the logits of the image and of its mirror image" if cfg.tta_flip else ""
+
+
 def probabilities_note(cfg: TrainConfig) -> str:
     """What the probabilities of `Run.probabilities` are, in words (predict and explore say it)."""
-    if cfg.tta_shift:
-        flip = ", each with its mirror" if cfg.tta_flip else ""
-        return (f"(probabilities of each image, counted twice, and of its four 1-px shifts{flip} "
-                "averaged: test-time shifts, as in eval)")  # fmt: skip
-    if cfg.tta_flip:
-        return "(probabilities of each image and its mirror averaged: test-time flip, as in eval)"
-    return "(probabilities of one forward pass, as ninlab eval makes them)"
+    if not averaged(cfg):
+        return "(probabilities of one forward pass, as ninlab eval makes them)"
+    kind = "shifts" if cfg.tta_shift else "flip"
+    return f"(test-time {kind}, as in eval: {averaged(cfg)}, averaged)"
 
 
 @dataclass

@@ -36,6 +36,7 @@ from ninlab.errors import NinlabError
 from ninlab.files import write_text
 from ninlab.runs import BEST, CURVES, Evaluation, Run, evaluate_run
 from ninlab.runs.inputs import display_image
+from ninlab.runs.run import averaged
 from ninlab.train import PANELS, curve_figure, precision_recall_f1, smoothed_loss_floor
 from ninlab.train.metrics import row_shares
 from ninlab.version import __version__
@@ -175,14 +176,11 @@ def _facts(run: Run, data: Dataset, ev: Evaluation, history: list[dict]) -> str:
 
 
 def _tta(cfg) -> str:
-    if cfg.tta_flip or cfg.tta_shift:
-        what = ("the probabilities of the image (counted twice) and of its four 1-px shifts"
-                + (", each with its mirror image" if cfg.tta_flip else "") if cfg.tta_shift
-                else "the logits of the image and of its mirror image")  # fmt: skip
+    if averaged(cfg):
         return (
-            f"yes: every prediction and probability on this page averages {what}, as ninlab "
-            "eval and predict do; the class maps come from one plain forward, so ninlab cam "
-            "prints slightly different probabilities"
+            f"yes: every prediction and probability on this page averages {averaged(cfg)}, as "
+            "ninlab eval and predict do; the class maps come from one plain forward, so ninlab "
+            "cam prints slightly different probabilities"
         )
     return (
         "no: every probability on this page is one plain forward of the image, the same "
