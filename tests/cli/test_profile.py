@@ -3,10 +3,12 @@
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from ninlab.cli import main
 from ninlab.train import profile as P
+from ninlab.train.distributed import precision_for
 
 from ..conftest import make_run_dir
 
@@ -26,7 +28,9 @@ def test_profile_nin_fast_prints_the_table_and_writes_the_plot(tmp_path, capsys,
     lines = out.splitlines()
     assert max(map(len, lines)) <= 80
     assert "features.block2.cccp1" in out and "all layers" in out and "step: " in out
-    assert "peak      100 GFLOP/s (fp32 matmul), memory 10.0 GB/s (copy): ridge at 10" in out
+    precision = precision_for("auto", torch.device("cpu"))  # bf16 on a CPU with bf16 units
+    peak = f"peak      100 GFLOP/s ({precision} matmul), memory 10.0 GB/s (copy): ridge at 10"
+    assert peak in out
     assert "The 3 1x1 convs do" in out and "(--wide adds the type column)" in out
     assert lines[-1] == "wrote profile-nin_fast.png"
     with Image.open(tmp_path / "profile-nin_fast.png") as im:
