@@ -7,8 +7,8 @@
 Each seed is a line through its epochs: x is the cost at the end of the epoch (wall seconds since
 the run started, data loading included, x the R measured before that seed / 1000), y the test
 accuracy after it. The fast goal (93% at a cost of at most 12) and the best goal (95% at most
-400) are drawn, and the table under the plot's title gives, per recipe, the mean final accuracy
-and the mean cost to 93%, read from the same files.
+400) are drawn, and the legend gives, per recipe, the mean final accuracy and the mean cost to 93%,
+read from the same files.
 """
 
 from __future__ import annotations
@@ -37,19 +37,16 @@ def cost_to(seed: dict, threshold: float) -> float | None:
 
 def draw(results: list[dict]):
     fig, ax = figure(figsize=(8, 5))
-    lines = []
     for k, res in enumerate(results):
-        colour = f"C{k}"
-        for j, seed in enumerate(res["seeds"]):
-            x = [wall * seed["rate"] / 1000 for wall, _ in seed["epochs"]]
-            y = [100 * acc for _, acc in seed["epochs"]]
-            label = f"{res['recipe']} ({len(res['seeds'])} seeds)" if j == 0 else None
-            ax.plot(x, y, "o-", ms=3, color=colour, alpha=0.8, label=label)
         finals = [100 * s["final"] for s in res["seeds"]]
         hits = [c for s in res["seeds"] if (c := cost_to(s, 0.93)) is not None]
         to93 = f"{sum(hits) / len(hits):.0f}" if len(hits) == len(res["seeds"]) else "not all"
-        lines.append(f"{res['recipe']}: final {sum(finals) / len(finals):.2f}% (mean), cost to "
-                     f"93% {to93}")  # fmt: skip
+        summary = (f"{res['recipe']} ({len(res['seeds'])} seeds): final "
+                   f"{sum(finals) / len(finals):.2f}% (mean), cost to 93% {to93}")  # fmt: skip
+        for j, seed in enumerate(res["seeds"]):
+            x = [wall * seed["rate"] / 1000 for wall, _ in seed["epochs"]]
+            y = [100 * acc for _, acc in seed["epochs"]]
+            ax.plot(x, y, "o-", ms=3, color=f"C{k}", alpha=0.8, label=summary if j == 0 else None)
     for cost, acc, text in GOALS:
         ax.plot([cost], [acc], "*", ms=14, color="k")
         right = cost > 100  # the label on the side of the star that has room
@@ -63,8 +60,8 @@ def draw(results: list[dict]):
     ax.set_ylim(88, 96)
     ax.grid(alpha=0.3, which="both")
     ax.tick_params(labelsize=FONT)
-    ax.legend(fontsize=FONT, loc="lower right")
-    ax.set_title("Fashion-MNIST, accuracy against cost\n" + "; ".join(lines), fontsize=FONT)
+    ax.legend(fontsize=FONT, loc="upper left")
+    ax.set_title("Fashion-MNIST, test accuracy against cost, epoch by epoch", fontsize=FONT)
     fig.tight_layout()
     return fig
 

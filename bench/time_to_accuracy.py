@@ -5,13 +5,14 @@
     python bench/time_to_accuracy.py --recipe long --seeds 0 1 2
 
 First it measures R, this machine's fp32 matmul rate (bench/machine.py), and the FLOP of one real
-training step of the recipe's model with FlopCounterMode. Then, for each seed, it trains the
-recipe into a fresh run directory and prints the wall time (from the start of `train_run`, data
-loading included) at which the test accuracy, measured after each epoch, first reached 90 to 94%
-and its cost = wall s x R / 1000 (TFLOP at this machine's peak; R is measured again before each
-seed, so a machine that slows down under other work also shows a lower R). Last come the final and
-best accuracy, the training images/s (evaluation excluded) and the training FLOP/s as % of the
-roofline: the bf16 matmul rate when the run trained in bf16, else R (bench/machine.py).
+training step of the recipe's model with FlopCounterMode. Then, for each seed, it trains the recipe
+into a fresh run directory and prints the wall time (from the start of `train_run`, data loading
+included) at which the test accuracy, measured after each epoch, first reached 90 to 94% and its
+cost = wall s x R / 1000 (TFLOP at this machine's peak; R is measured again before each seed, so a
+machine that slows down under other work also shows a lower R, and so is the bf16 matmul rate,
+printed beside it as "bf16"). Last come the final and best accuracy, the training images/s
+(evaluation excluded) and the training FLOP/s as % of the roofline: the bf16 matmul rate when the
+run trained in bf16, else R (bench/machine.py).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def run_seed(seed: int, out: Path, args, flops: float) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    head = "seed     R " + " ".join(f"{int(100 * t)}%".rjust(13) for t in THRESHOLDS)
+    head = "seed     R  bf16 " + " ".join(f"{int(100 * t)}%".rjust(13) for t in THRESHOLDS)
     lines = [head + "   final    best   img/s  % of roof  total s  cost"]
     for r in results:
         cells = []
@@ -100,8 +101,9 @@ def table(results: list[dict]) -> str:
             hit = r["reached"][thr]
             cell = "-" if hit is None else f"{hit[0]:.0f} s {hit[0] * r['rate'] / 1000:.0f}"
             cells.append(cell.rjust(13))
+        rates = f"{r['seed']:>4} {r['rate']:5.0f} {r['rate_bf16']:5.0f} "
         lines.append(
-            f"{r['seed']:>4} {r['rate']:5.0f} " + " ".join(cells) + f"  {100 * r['final']:6.2f}% "
+            rates + " ".join(cells) + f"  {100 * r['final']:6.2f}% "
             f"{100 * r['best']:6.2f}% {r['img_s']:7,.0f} {100 * r['of_r']:5.0f}% "
             f"{r['precision']:>4} {r['wall']:8.0f} {r['wall'] * r['rate'] / 1000:5.0f}"
         )

@@ -10,7 +10,7 @@ second `train --out RUN_DIR` and a `--resume RUN_DIR`.
 
 Recipes: fast (default: nin_fast at native resolution, batch norm, one-cycle SGD, 10 epochs),
 whiten (nin_whiten, its frozen patch-whitening stem fitted to the data first; lr 0.1, 8 epochs,
-test-time shift averaging: the cheapest to 93% found on a CPU without bf16),
+test-time shift averaging: the cheapest to 93% found on a CPU, about half the default's cost),
 long (nin_wide with shifts, flips, cutout and test-time flip, for the last half point),
 best (nin_wide with shifts, flips and test-time flip, 24 epochs),
 seed (the classic NiN recipe: nin_seed at 224 px, SGD lr 0.1, batch 64, 10 epochs),
