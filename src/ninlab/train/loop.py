@@ -361,7 +361,7 @@ def _end_epoch(
         cb.on_eval_start(state)
     # shift averaging takes five passes: the epochs before the last are watched with one
     shifted = cfg.tta_shift and state.epoch + 1 == cfg.epochs
-    ev_cfg = cfg if shifted or not cfg.tta_shift else replace(cfg, tta_shift=False)
+    ev_cfg = replace(cfg, tta_shift=shifted)
     ev = evaluate(model, test_x, data.test_labels[: len(test_x)], ev_cfg, world, progress)
     row = dict(state.partial["row"], test_loss=ev["loss"], test_acc=ev["acc"])
     row["eval_time"] = time.perf_counter() - t_eval
