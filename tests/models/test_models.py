@@ -70,6 +70,40 @@ def test_conv1x1_is_a_per_pixel_linear():
     assert torch.allclose(conv(x), by_linear, atol=1e-5)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_conv1x1_computes_what_conv2d_does(stride, layout):
+    # channels-last on the CPU takes the F.linear path; NCHW and a stride, Conv2d's own
+    new = conv1x1(5, 3, stride=stride)
+    old = nn.Conv2d(5, 3, 1, stride=stride)
+    assert {k: v.shape for k, v in new.state_dict().items()} == {
+        k: v.shape for k, v in old.state_dict().items()
+    }
+    old.load_state_dict(new.state_dict())
+    x = torch.randn(4, 5, 6, 7).contiguous(memory_format=layout)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    a, b = new(xa), old(xb)
+    assert a.shape == b.shape == ((4, 3, 6, 7) if stride == 1 else (4, 3, 3, 4))  # 1 + (7 - 1) // 2
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert a.is_contiguous(memory_format=layout)
+    g = torch.randn_like(a)
+    a.backward(g), b.backward(g)
+    torch.testing.assert_close(xa.grad, xb.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(new.weight.grad, old.weight.grad, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(new.bias.grad, old.bias.grad, atol=1e-4, rtol=1e-5)
+
+
+def test_conv1x1_by_hand():
+    # one pixel of channels (3, 4) and the filters (1, 2) and (0, -1), bias (0.5, 0): 11.5, -4
+    conv = conv1x1(2, 2).to(memory_format=torch.channels_last)
+    conv.weight.data = torch.tensor([[1.0, 2.0], [0.0, -1.0]]).view(2, 2, 1, 1)
+    conv.bias.data = torch.tensor([0.5, 0.0])
+    x = torch.tensor([3.0, 4.0]).view(1, 2, 1, 1).expand(1, 2, 2, 2)
+    x = x.contiguous(memory_format=torch.channels_last)
+    assert conv(x)[0, :, 1, 0].tolist() == [11.5, -4.0]
+    assert isinstance(create_model("nin_whiten").head.maps.block.conv, nn.Conv2d)
+
+
 def test_nin_block_layout():
     block = NiNBlock(3, (8, 8, 4), kernel_size=3, padding=1, batch_norm=True, final_relu=False)
     names = [n for n, _ in block.named_children()]

@@ -11,7 +11,7 @@ from ninlab.models._registry import (
 )
 from ninlab.models.base import Classifier
 from ninlab.models.blocks import BasicBlock, Bottleneck, Inception
-from ninlab.models.layers import GlobalAvgPool, NiNBlock, conv1x1, conv3x3
+from ninlab.models.layers import Conv1x1, GlobalAvgPool, NiNBlock, conv1x1, conv3x3
 from ninlab.models.nin import NiN
 from ninlab.models.spec import imported_by, load_model
 
@@ -19,6 +19,7 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "Classifier",
+    "Conv1x1",
     "GlobalAvgPool",
     "Inception",
     "NiN",
