@@ -138,11 +138,12 @@ def main() -> None:
     missed = sum(hit is None for hit, _ in hits)
     worst = max((hit[0] * rate / 1000 for hit, rate in hits if hit), default=0)
     to93 = f"{missed} seed(s) never reached 93%" if missed else f"cost to 93% at most {worst:.0f}"
+    low, high = (f"{100 * f(r['of_r'] for r in results):.0f}" for f in (min, max))
     print(
         f"final accuracy over {len(results)} seed(s): mean {sum(finals) / len(finals):.2f}%, "
         f"min {min(finals):.2f}%, max {max(finals):.2f}%; {to93}; training at "
-        f"{min(r['of_r'] for r in results) * 100:.0f}-{max(r['of_r'] for r in results) * 100:.0f}"
-        "% of the roofline (R in fp32, the bf16 rate in bf16)"
+        f"{low if low == high else f'{low}-{high}'}% of the roofline (R in fp32, the bf16 rate "
+        "in bf16)"
     )
 
 
