@@ -6,7 +6,7 @@ from torch import nn
 
 import ninlab
 from ninlab.errors import NinlabError
-from ninlab.models import NiN, NiNBlock, conv1x1, create_model, list_models
+from ninlab.models import Conv1x1, NiN, NiNBlock, conv1x1, create_model, list_models
 
 
 @pytest.mark.slow
@@ -101,13 +101,14 @@ def test_conv1x1_by_hand():
     x = torch.tensor([3.0, 4.0]).view(1, 2, 1, 1).expand(1, 2, 2, 2)
     x = x.contiguous(memory_format=torch.channels_last)
     assert conv(x)[0, :, 1, 0].tolist() == [11.5, -4.0]
-    assert isinstance(create_model("nin_whiten").head.maps.block.conv, nn.Conv2d)
 
 
 def test_nin_block_layout():
     block = NiNBlock(3, (8, 8, 4), kernel_size=3, padding=1, batch_norm=True, final_relu=False)
     names = [n for n, _ in block.named_children()]
     assert names == ["conv", "bn", "relu", "cccp1", "bn1", "relu1", "cccp2", "bn2"]
+    assert type(block.conv) is nn.Conv2d and type(block.cccp1) is Conv1x1
+    assert type(NiNBlock(3, (8,), kernel_size=1).conv) is Conv1x1  # a 1x1 class block's first
     assert block(torch.randn(1, 3, 5, 5)).shape == (1, 4, 5, 5)
 
 
