@@ -79,10 +79,9 @@ def layer_inputs(model: nn.Module, x: torch.Tensor) -> list[tuple[str, Conv1x1, 
 def layer_seconds(layer: Conv1x1, shape: tuple, precision: str, repeats: int):
     """(Conv2d s, Conv1x1 s) for one forward and backward of the layer on a random input."""
     new = Conv1x1(layer.in_channels, layer.out_channels, 1, bias=layer.bias is not None)
-    old = as_conv2d(nn.Sequential(Conv1x1(new.in_channels, new.out_channels, 1,
-                                          bias=new.bias is not None)))  # fmt: skip
-    old[0].load_state_dict(new.state_dict())
-    new.to(memory_format=torch.channels_last)
+    old = nn.Conv2d(new.in_channels, new.out_channels, 1, bias=new.bias is not None)
+    old.load_state_dict(new.state_dict())
+    new.to(memory_format=torch.channels_last), old.to(memory_format=torch.channels_last)
     x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_(True)
 
     def run(m):

@@ -27,7 +27,7 @@ from ninlab.convert import (
     linear_to_conv1x1,
     unfused_1x1,
 )
-from ninlab.models import NiNBlock, create_model, list_models
+from ninlab.models import Conv1x1, NiNBlock, create_model, list_models
 from ninlab.models.layers import GlobalAvgPool
 from ninlab.runs import load_converted
 
@@ -51,6 +51,8 @@ def test_linear_and_conv1x1_are_the_same_map(shape):
     conv = linear_to_conv1x1(linear)
     assert torch.equal(conv.weight.flatten(1), linear.weight)
     assert close(conv(x), apply_linear_per_pixel(linear, x))
+    cl = x.contiguous(memory_format=torch.channels_last)  # a Conv1x1: computed by F.linear
+    assert isinstance(conv, Conv1x1) and close(conv(cl), apply_linear_per_pixel(linear, x))
     back = conv1x1_to_linear(conv)
     assert torch.equal(back.weight, linear.weight) and torch.equal(back.bias, linear.bias)
 

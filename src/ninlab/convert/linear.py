@@ -15,12 +15,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ninlab.models.layers import conv1x1
+
 
 def linear_to_conv1x1(linear: nn.Linear) -> nn.Conv2d:
-    """The 1x1 conv with the Linear's weights: weight (out, in) -> (out, in, 1, 1)."""
+    """The 1x1 conv (a ninlab Conv1x1) with the Linear's weights: weight (out, in) ->
+    (out, in, 1, 1)."""
     if not isinstance(linear, nn.Linear):
         raise ValueError(f"linear_to_conv1x1 needs an nn.Linear, got {linear!r}.")
-    conv = nn.Conv2d(linear.in_features, linear.out_features, 1, bias=linear.bias is not None)
+    conv = conv1x1(linear.in_features, linear.out_features, bias=linear.bias is not None)
     _copy(conv, linear.weight.reshape(conv.weight.shape), linear.bias)
     return conv
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ninlab.models.layers import conv1x1, conv3x3
+from ninlab.models.layers import conv1x1, conv2d, conv3x3
 
 
 def _conv_relu(c_in: int, c_out: int, k: int, bias: bool) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=bias), nn.ReLU())
+    return nn.Sequential(conv2d(c_in, c_out, k, padding=k // 2, bias=bias), nn.ReLU())
 
 
 class Inception(nn.Module):

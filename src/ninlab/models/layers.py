@@ -64,6 +64,12 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1, bias: bool = T
     return Conv1x1(in_channels, out_channels, kernel_size=1, stride=stride, bias=bias)
 
 
+def conv2d(c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0, bias: bool = True):
+    """k x k convolution: nn.Conv2d, or a Conv1x1 when k is 1 (how ninlab's blocks build theirs)."""
+    cls = Conv1x1 if k == 1 else nn.Conv2d
+    return cls(c_in, c_out, k, stride=stride, padding=padding, bias=bias)
+
+
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
     """3x3 convolution with padding 1 (keeps height and width at stride 1)."""
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=bias)
@@ -93,8 +99,7 @@ class NiNBlock(nn.Sequential):
         for i, c_out in enumerate(channels):
             suffix = "" if i == 0 else str(i)
             if i == 0:
-                cls = Conv1x1 if kernel_size == 1 else nn.Conv2d  # a 1x1 class block's first conv
-                layers["conv"] = cls(c_in, c_out, kernel_size, stride, padding, bias=not batch_norm)
+                layers["conv"] = conv2d(c_in, c_out, kernel_size, stride, padding, not batch_norm)
             else:
                 layers[f"cccp{suffix}"] = conv1x1(c_in, c_out, bias=not batch_norm)
             if batch_norm:
