@@ -84,3 +84,14 @@ def test_nin_whiten_trains_all_but_its_stem():
     convs = 9 * 8 * 48 + 48 * 48 + 9 * 48 * 128 + 128 * 128 + 128 * 256 + 256 * 10
     bn = 2 * (48 + 48 + 128 + 128 + 256 + 10)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == convs + bn
+
+
+def test_nin_whiten_class_kernel_3_is_nin_fasts_class_conv():
+    small, large = create_model("nin_whiten"), create_model("nin_whiten", class_kernel=3)
+    conv = large.head.maps.block.conv
+    assert conv.kernel_size == (3, 3) and conv.padding == (1, 1) and conv.out_channels == 256
+    # only the class block's first conv grows: 128 x 256 weights each 1x1 -> 3x3
+    extra = 128 * 256 * (9 - 1)
+    counts = [sum(p.numel() for p in m.parameters()) for m in (small, large)]
+    assert counts[1] - counts[0] == extra == 262_144
+    assert large(torch.randn(2, 1, 28, 28)).shape == (2, 10)

@@ -155,13 +155,16 @@ def nin_fast2(num_classes: int = 10, in_chans: int = 1, input_size: int = 28) ->
 
 
 @register_model
-def nin_whiten(num_classes: int = 10, in_chans: int = 1, input_size: int = 28) -> NiN:
+def nin_whiten(
+    num_classes: int = 10, in_chans: int = 1, input_size: int = 28, class_kernel: int = 1
+) -> NiN:
     """NiN with a frozen 2x2 patch-whitening stem and a 1x1 class block, 28 px (the whiten recipe).
 
     nin_fast's 5x5 stem and first pooling (a fifth of its FLOPs, at full resolution) become a
     PatchWhitening conv fitted to the training images before the first step (8 channels for
     grey images: 4 whitened directions of a 2x2 patch and their negatives) and a ReLU, as in
     airbench; the class block's 3x3 conv (45% of nin_fast's FLOPs) becomes a 1x1 conv.
+    `class_kernel=3` puts nin_fast's 3x3 conv back (the recipe ablation's class-3x3).
     """
     stem = PatchWhitening(in_chans, 2)
     features = OrderedDict(
@@ -171,6 +174,7 @@ def nin_whiten(num_classes: int = 10, in_chans: int = 1, input_size: int = 28) -
         block3=NiNBlock(48, (128, 128), 3, padding=1, batch_norm=True),  # N x 128 x 7 x 7
         pool3=nn.MaxPool2d(2, ceil_mode=True),  # N x 128 x 4 x 4
     )
-    # N x num_classes x 4 x 4: 1x1 conv to 256, the 1x1 class conv (linear)
-    class_block = NiNBlock(128, (256, num_classes), 1, batch_norm=True, final_relu=False)
+    # N x num_classes x 4 x 4: 1x1 (or class_kernel) conv to 256, the 1x1 class conv (linear)
+    class_block = NiNBlock(128, (256, num_classes), class_kernel, padding=class_kernel // 2,
+                           batch_norm=True, final_relu=False)  # fmt: skip
     return NiN(features, class_block, (in_chans, input_size, input_size))
