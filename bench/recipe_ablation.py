@@ -5,7 +5,8 @@
     python bench/recipe_ablation.py --variants default no-bn --epochs 3
     python bench/recipe_ablation.py --recipe whiten --seeds 0 1 2   # the whiten recipe's tricks
 
-Variants (each the recipe, default fast, same seed and epochs, with one change):
+Variants (each the recipe that --recipe names, fast by default, with the same seed and epochs
+and one change):
   default       as `ninlab train --recipe RECIPE` runs it
   fp32          no bf16 autocast (where the recipe uses it)
   compile       torch.compile the model
