@@ -22,7 +22,14 @@ import time
 
 import torch
 import torch.nn.functional as F
-from machine import bf16_native, bf16_rate, describe, matmul_rate, training_step_flops
+from machine import (
+    bf16_native,
+    bf16_rate,
+    describe,
+    matmul_rate,
+    roofline,
+    training_step_flops,
+)
 from torch import nn
 
 from ninlab.models import Conv1x1, create_model
@@ -142,7 +149,7 @@ def main() -> None:
         other = as_conv2d(create_model(name).train()).to(memory_format=torch.channels_last)
         other.load_state_dict(model.state_dict())
         old, new = step_seconds(model, x, y, train_precision, args.repeats, other)
-        roof = rate_bf16 if train_precision == "bf16" else rate
+        roof = roofline(train_precision, rate, rate_bf16)
         print(f"training step in {train_precision} ({flops / 1e9:.2f} GFLOP): "
               f"nn.Conv2d {1e3 * old:.2f} ms ({args.batch_size / old:,.0f} images/s, "
               f"{flops / old / 1e9 / roof:.0%} of the roofline), Conv1x1 {1e3 * new:.2f} ms "

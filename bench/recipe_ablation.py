@@ -108,7 +108,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: one per core)")
     args = p.parse_args()
     data = load_dataset("fashion-mnist", data_dir=args.data_dir)
-    model = T.resolve(args.recipe).model
+    recipe = T.resolve(args.recipe)
+    model = recipe.model
     applies = [v for v in VARIANTS if MODEL_OF.get(v, model) == model]
     wrong = [v for v in args.variants or () if v not in applies]
     if wrong:
@@ -116,7 +117,7 @@ def main() -> None:
         p.error(f"{changes}, and the {args.recipe} recipe trains {model}; for it choose from "
                 f"{' '.join(applies)}")  # fmt: skip
     args.variants = args.variants or applies
-    epochs = args.epochs or T.resolve(args.recipe).epochs
+    epochs = args.epochs or recipe.epochs
     print(describe(matmul_rate()))
     print(f"recipe {args.recipe} ({model}), {epochs} epochs per variant, seeds "
           f"{' '.join(map(str, args.seeds))}")  # fmt: skip
