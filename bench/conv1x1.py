@@ -88,7 +88,8 @@ def layer_seconds(layer: Conv1x1, shape: tuple, precision: str, repeats: int):
     new = Conv1x1(layer.in_channels, layer.out_channels, 1, bias=layer.bias is not None)
     old = nn.Conv2d(new.in_channels, new.out_channels, 1, bias=new.bias is not None)
     old.load_state_dict(new.state_dict())
-    new.to(memory_format=torch.channels_last), old.to(memory_format=torch.channels_last)
+    for m in (new, old):
+        m.to(memory_format=torch.channels_last)
     x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_(True)
 
     def run(m):
